@@ -1,0 +1,1 @@
+//! darkmatter: self-supervised vision training on hand-written WGSL compute shaders.
