@@ -1,1 +1,6 @@
-fn main() {}
+use clap::Parser;
+
+fn main() {
+    let cli = darkmatter::cli::Cli::parse();
+    std::process::exit(darkmatter::cli::run(cli));
+}

@@ -1,0 +1,51 @@
+// Sum of each row of a contiguous [rows, len] view, times a scale:
+// out[r] = scale * sum(x[r * len .. min((r + 1) * len, total)]).
+//
+// One workgroup per row. Each invocation first adds a strided slice of the
+// row serially (so any length works, power of two or not), then the 64
+// partial sums meet in a tree in workgroup memory. The tree adds numbers of
+// similar magnitude, which keeps the f32 error near that of pairwise
+// summation. An empty row sums to 0. The host reduces a very long vector in
+// two levels: chunks to partial sums, then the partial sums, each level
+// through this kernel.
+
+const WG: u32 = 64u;
+
+struct Params {
+    len: u32,
+    total: u32,
+    scale: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = wid.y * nwg.x + wid.x;
+    let start = row * p.len;
+    let end = min(start + p.len, p.total);
+    var acc = 0.0;
+    for (var i = start + lid; i < end; i += WG) {
+        acc += x[i];
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var width = WG / 2u; width > 0u; width /= 2u) {
+        if lid < width {
+            partial[lid] += partial[lid + width];
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        out[row] = partial[0] * p.scale;
+    }
+}

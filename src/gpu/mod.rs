@@ -1,0 +1,380 @@
+//! The GPU context: adapter choice, device limits, pipeline cache, buffer pool,
+//! command batching and readback.
+//!
+//! A [`Gpu`] is a cheap handle (an `Arc`) that tensors keep so that their
+//! buffers can go back to the pool when they drop. There is no global state:
+//! several `Gpu`s can live in one process, each with its own device, pool and
+//! pipelines.
+
+mod batch;
+mod pool;
+mod readback;
+
+use std::sync::{Arc, Mutex};
+
+pub use pool::PoolStats;
+pub use readback::Readback;
+
+pub(crate) use batch::{Binding, Kernel, clear as batch_clear, copy as batch_copy, dispatch};
+pub(crate) use pool::{PooledBuffer, Usage};
+
+use crate::error::{Error, Result};
+
+/// Which family of kernels suits the adapter: GPUs reward workgroup-memory
+/// tiling, CPU rasterisers (lavapipe, WARP, SwiftShader) reward large
+/// barrier-free register blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceClass {
+    /// A real GPU: discrete, integrated or virtual.
+    Gpu,
+    /// A software implementation running on the CPU.
+    Cpu,
+}
+
+/// Options for [`Gpu::with_options`]. `Default` reads the environment.
+#[derive(Clone, Debug)]
+pub struct GpuOptions {
+    /// Restrict to one backend (`DARKMATTER_BACKEND`: vulkan, metal, dx12, gl).
+    pub backend: Option<String>,
+    /// Pick the first adapter whose name contains this (`DARKMATTER_ADAPTER`).
+    pub adapter: Option<String>,
+    /// Ask for a smaller `max_storage_buffer_binding_size` than the adapter
+    /// allows, e.g. to test that kernels tile within a 128 MiB binding.
+    pub max_storage_binding: Option<u64>,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        GpuOptions {
+            backend: var("DARKMATTER_BACKEND"),
+            adapter: var("DARKMATTER_ADAPTER"),
+            max_storage_binding: None,
+        }
+    }
+}
+
+/// A handle on one wgpu device and everything darkmatter keeps for it.
+#[derive(Clone)]
+pub struct Gpu {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) info: wgpu::AdapterInfo,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) features: wgpu::Features,
+    pub(crate) class: DeviceClass,
+    pub(crate) pool: Mutex<pool::Pool>,
+    pub(crate) batch: Mutex<batch::Batch>,
+    pub(crate) pipelines: Mutex<batch::PipelineCache>,
+    /// The first error the device reported outside our own checks.
+    pub(crate) device_error: Arc<Mutex<Option<String>>>,
+}
+
+fn parse_backend(name: &str) -> Result<wgpu::Backends> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "vulkan" | "vk" => wgpu::Backends::VULKAN,
+        "metal" | "mtl" => wgpu::Backends::METAL,
+        "dx12" | "d3d12" => wgpu::Backends::DX12,
+        "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+        other => {
+            return Err(Error::NoAdapter(format!(
+                "unknown backend '{other}' in DARKMATTER_BACKEND (expected vulkan, metal, dx12 or gl)"
+            )));
+        }
+    })
+}
+
+/// Higher is preferred: discrete > integrated > virtual > CPU.
+fn adapter_rank(info: &wgpu::AdapterInfo) -> u8 {
+    match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 4,
+        wgpu::DeviceType::IntegratedGpu => 3,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 1,
+        wgpu::DeviceType::Other => 0,
+    }
+}
+
+impl Gpu {
+    /// Picks the best adapter (discrete > integrated > virtual > CPU),
+    /// honouring `DARKMATTER_BACKEND` and `DARKMATTER_ADAPTER`.
+    pub fn new() -> Result<Gpu> {
+        Gpu::with_options(GpuOptions::default())
+    }
+
+    /// Like [`Gpu::new`], with explicit options.
+    pub fn with_options(options: GpuOptions) -> Result<Gpu> {
+        let instance_for = |backends| {
+            wgpu::Instance::new(wgpu::InstanceDescriptor {
+                backends,
+                ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
+            })
+        };
+        let adapters = match &options.backend {
+            Some(name) => {
+                let backends = parse_backend(name)?;
+                pollster::block_on(instance_for(backends).enumerate_adapters(backends))
+            }
+            // GL last: it lacks compute limits the others have, and probing
+            // it (EGL) is slow and noisy where a native API already answered.
+            None => {
+                let native = wgpu::Backends::PRIMARY;
+                let found = pollster::block_on(instance_for(native).enumerate_adapters(native));
+                if found.is_empty() {
+                    let gl = wgpu::Backends::GL;
+                    pollster::block_on(instance_for(gl).enumerate_adapters(gl))
+                } else {
+                    found
+                }
+            }
+        };
+        let seen: Vec<String> = adapters
+            .iter()
+            .map(|a| {
+                let i = a.get_info();
+                format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+            })
+            .collect();
+        let wanted = options.adapter.as_ref().map(|s| s.to_lowercase());
+        let adapter = adapters
+            .into_iter()
+            .filter(|a| match &wanted {
+                Some(w) => a.get_info().name.to_lowercase().contains(w),
+                None => true,
+            })
+            .max_by_key(|a| adapter_rank(&a.get_info()))
+            .ok_or_else(|| {
+                let filter = match (&options.backend, &options.adapter) {
+                    (None, None) => String::new(),
+                    (b, a) => format!(" matching backend={b:?} adapter={a:?}"),
+                };
+                let seen = if seen.is_empty() {
+                    "none; on a machine without a GPU install Mesa's lavapipe: \
+                     apt-get install mesa-vulkan-drivers libvulkan1"
+                        .to_string()
+                } else {
+                    seen.join(", ")
+                };
+                Error::NoAdapter(format!("no adapter{filter}; adapters present: {seen}"))
+            })?;
+
+        let mut limits = adapter.limits();
+        if let Some(cap) = options.max_storage_binding {
+            limits.max_storage_buffer_binding_size =
+                limits.max_storage_buffer_binding_size.min(cap);
+        }
+        let wanted_features =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP | wgpu::Features::SHADER_F16;
+        let features = adapter.features() & wanted_features;
+        let info = adapter.get_info();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("darkmatter"),
+            required_features: features,
+            required_limits: limits,
+            ..Default::default()
+        }))
+        .map_err(|e| Error::RequestDevice {
+            adapter: info.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let gpu = Gpu::from_parts(device, queue, info);
+        // Our own device: route validation errors into a value rather than
+        // wgpu's default panic. An adopted device keeps its host's handler.
+        let sink = gpu.inner.device_error.clone();
+        gpu.inner
+            .device
+            .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+                slot.get_or_insert_with(|| e.to_string());
+            }));
+        Ok(gpu)
+    }
+
+    /// Adopts a host application's device and queue. Tensors made on the
+    /// returned `Gpu` are plain `wgpu::Buffer`s on that device, which the host
+    /// can bind in its own passes. The adapter info, when the host has it,
+    /// decides which kernel family is the default; without it the GPU family
+    /// is used.
+    pub fn from_wgpu(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter_info: Option<wgpu::AdapterInfo>,
+    ) -> Gpu {
+        let info = adapter_info.unwrap_or_else(|| {
+            let mut info = wgpu::AdapterInfo::new(wgpu::DeviceType::Other, wgpu::Backend::Noop);
+            info.name = "host device".into();
+            info
+        });
+        Gpu::from_parts(device, queue, info)
+    }
+
+    fn from_parts(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
+        let class = match info.device_type {
+            wgpu::DeviceType::Cpu => DeviceClass::Cpu,
+            _ => DeviceClass::Gpu,
+        };
+        let limits = device.limits();
+        let features = device.features();
+        let batch = batch::Batch::new(&device, &limits);
+        Gpu {
+            inner: Arc::new(Inner {
+                device,
+                queue,
+                info,
+                limits,
+                features,
+                class,
+                pool: Mutex::new(pool::Pool::default()),
+                batch: Mutex::new(batch),
+                pipelines: Mutex::new(batch::PipelineCache::default()),
+                device_error: Arc::new(Mutex::new(None)),
+            }),
+        }
+    }
+
+    /// The wgpu device, for embedding.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// The wgpu queue, for embedding.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    /// What the adapter says about itself.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    /// The limits of the device in use (the adapter's real limits).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// The optional features enabled on the device.
+    pub fn features(&self) -> wgpu::Features {
+        self.inner.features
+    }
+
+    /// GPU or CPU: decides the default kernel variants.
+    pub fn class(&self) -> DeviceClass {
+        self.inner.class
+    }
+
+    /// One line naming the adapter, its backend and its type.
+    pub fn describe(&self) -> String {
+        let i = &self.inner.info;
+        format!(
+            "{} ({:?}, {:?}, driver {} {})",
+            i.name, i.backend, i.device_type, i.driver, i.driver_info
+        )
+    }
+
+    /// Statistics of the buffer pool.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.lock_pool().stats()
+    }
+
+    /// Number of compute pipelines compiled so far (each is cached).
+    pub fn pipeline_count(&self) -> usize {
+        self.inner
+            .pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// Resets the pool's peak-live-bytes counter to the current live bytes.
+    pub fn reset_peak(&self) {
+        self.lock_pool().reset_peak();
+    }
+
+    /// Drops every idle pooled buffer, giving its memory back to the driver.
+    pub fn trim_pool(&self) {
+        self.lock_pool().trim();
+    }
+
+    /// Submits every recorded dispatch in one command buffer.
+    pub fn submit(&self) {
+        batch::flush(self);
+    }
+
+    /// Submits recorded work and blocks until the device has finished it.
+    pub fn sync(&self) -> Result<()> {
+        batch::flush(self);
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Device(e.to_string()))?;
+        self.check_device_error()
+    }
+
+    pub(crate) fn check_device_error(&self) -> Result<()> {
+        let slot = self
+            .inner
+            .device_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match &*slot {
+            Some(e) => Err(Error::Device(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn lock_pool(&self) -> std::sync::MutexGuard<'_, pool::Pool> {
+        self.inner.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Fails with a typed error if a buffer of `bytes` cannot be bound as storage.
+    pub(crate) fn check_binding(&self, what: impl FnOnce() -> String, bytes: u64) -> Result<()> {
+        let l = &self.inner.limits;
+        if bytes > l.max_buffer_size {
+            return Err(Error::Limit {
+                what: what(),
+                limit: "max_buffer_size",
+                requested: bytes,
+                allowed: l.max_buffer_size,
+            });
+        }
+        let binding = l.max_storage_buffer_binding_size;
+        if bytes > binding {
+            return Err(Error::Limit {
+                what: what(),
+                limit: "max_storage_buffer_binding_size",
+                requested: bytes,
+                allowed: binding,
+            });
+        }
+        Ok(())
+    }
+
+    /// Splits `groups` workgroups over x and y so neither exceeds the
+    /// per-dimension dispatch limit; shaders recover the linear index from
+    /// `num_workgroups`.
+    pub(crate) fn grid(&self, groups: u64) -> Result<[u32; 3]> {
+        let max = self.inner.limits.max_compute_workgroups_per_dimension as u64;
+        let groups = groups.max(1);
+        let x = groups.min(max);
+        let y = groups.div_ceil(x);
+        if y > max {
+            return Err(Error::Limit {
+                what: format!("a dispatch of {groups} workgroups"),
+                limit: "max_compute_workgroups_per_dimension squared",
+                requested: groups,
+                allowed: max * max,
+            });
+        }
+        Ok([x as u32, y as u32, 1])
+    }
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gpu({})", self.describe())
+    }
+}

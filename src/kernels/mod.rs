@@ -1,0 +1,13 @@
+//! The host side of every WGSL kernel family: parameter structs, bindings,
+//! workgroup maths and variant enums. One file per family under `shaders/`.
+//!
+//! These functions work on plain [`Tensor`](crate::Tensor)s and record no
+//! gradient; the [`Tape`](crate::Tape) wraps them for autodiff.
+
+pub mod elementwise;
+pub mod matmul;
+pub mod reduce;
+pub mod transpose;
+
+pub use elementwise::{BinaryOp, UnaryOp};
+pub use matmul::MatmulVariant;
