@@ -238,19 +238,19 @@ pub(crate) fn dispatch<P: bytemuck::Pod>(
 /// mapping of every readback recorded in it.
 pub(crate) fn flush(gpu: &Gpu) {
     let inner = &gpu.inner;
-    let (encoder, maps) = {
-        let mut batch = inner.batch.lock().unwrap_or_else(|p| p.into_inner());
-        if !batch.params.is_empty() {
-            inner.queue.write_buffer(&batch.arena, 0, &batch.params);
-            batch.params.clear();
-        }
-        (batch.encoder.take(), std::mem::take(&mut batch.maps))
-    };
-    if let Some(encoder) = encoder {
+    // The lock is held through the submit: the arena is shared by every
+    // batch, so writing it for one batch and submitting another in between
+    // (from another thread) would hand that batch the wrong parameters.
+    let mut batch = inner.batch.lock().unwrap_or_else(|p| p.into_inner());
+    if !batch.params.is_empty() {
+        inner.queue.write_buffer(&batch.arena, 0, &batch.params);
+        batch.params.clear();
+    }
+    if let Some(encoder) = batch.encoder.take() {
         inner.queue.submit([encoder.finish()]);
     }
     inner.pool.lock().unwrap_or_else(|p| p.into_inner()).epoch += 1;
-    for request in maps {
+    for request in std::mem::take(&mut batch.maps) {
         request.start();
     }
 }
