@@ -1,1 +1,3 @@
 //! darkmatter: self-supervised vision training on hand-written WGSL compute shaders.
+
+pub mod data;
