@@ -9,7 +9,9 @@
 //! |----------------------|---------------------------------------------------------------|
 //! | `fashion-mnist[:DIR]`| [`IdxDataset`], default `/usr/share/datasets/fashion-mnist`    |
 //! | `mnist:DIR`          | [`IdxDataset`]                                                |
+//! | `cifar10:DIR`        | [`Cifar10Dataset`], the binary version                         |
 
+mod cifar;
 mod error;
 mod idx;
 mod stream;
@@ -18,6 +20,9 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use cifar::{
+    CIFAR10_CLASSES, CIFAR10_RECORD_BYTES, Cifar10Dataset, CifarBatch, read_cifar10_batch,
+};
 pub use error::DataError;
 pub use idx::{
     FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, IDX1_UBYTE_MAGIC, IDX3_UBYTE_MAGIC, IdxDataset,
@@ -129,7 +134,7 @@ pub trait Dataset: Send + Sync {
 }
 
 /// The spec forms [`open`] accepts, for error messages and `--help`.
-pub const ACCEPTED_SPECS: &str = "fashion-mnist, fashion-mnist:DIR, mnist:DIR";
+pub const ACCEPTED_SPECS: &str = "fashion-mnist, fashion-mnist:DIR, mnist:DIR, cifar10:DIR";
 
 /// Opens the dataset a CLI spec string names (see the module docs).
 pub fn open(spec: &str, split: Split) -> Result<Arc<dyn Dataset>, DataError> {
@@ -143,6 +148,7 @@ pub fn open(spec: &str, split: Split) -> Result<Arc<dyn Dataset>, DataError> {
         (_, Some(dir)) if dir.as_os_str().is_empty() => return Err(unknown(spec)),
         ("fashion-mnist", dir) => Arc::new(IdxDataset::fashion_mnist(dir, split)?),
         ("mnist", Some(dir)) => Arc::new(IdxDataset::mnist(dir, split)?),
+        ("cifar10", Some(dir)) => Arc::new(Cifar10Dataset::open(dir, split)?),
         _ => return Err(unknown(spec)),
     };
     Ok(dataset)

@@ -57,6 +57,11 @@ impl<'a> Stream<'a> {
         &self.path
     }
 
+    /// Bytes consumed so far from the decompressed stream.
+    pub(crate) fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// Fills as much of `buf` as the stream allows; returns the count
     /// (smaller than `buf.len()` only at the end of the stream).
     pub(crate) fn read_up_to(&mut self, buf: &mut [u8]) -> Result<usize, DataError> {

@@ -3,6 +3,7 @@
 //! Every test that touches the file system writes small files into its own
 //! directory under the system temp dir and removes it afterwards.
 
+mod cifar;
 mod idx;
 
 use std::io::Write;
