@@ -10,9 +10,11 @@
 //! | `fashion-mnist[:DIR]`| [`IdxDataset`], default `/usr/share/datasets/fashion-mnist`    |
 //! | `mnist:DIR`          | [`IdxDataset`]                                                |
 //! | `cifar10:DIR`        | [`Cifar10Dataset`], the binary version                         |
+//! | `folder:DIR`         | [`FolderDataset`], PNG / JPEG, 32x32 RGB                       |
 
 mod cifar;
 mod error;
+mod folder;
 mod idx;
 mod stream;
 
@@ -24,6 +26,7 @@ pub use cifar::{
     CIFAR10_CLASSES, CIFAR10_RECORD_BYTES, Cifar10Dataset, CifarBatch, read_cifar10_batch,
 };
 pub use error::DataError;
+pub use folder::{ColorMode, FolderDataset, FolderOptions};
 pub use idx::{
     FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, IDX1_UBYTE_MAGIC, IDX3_UBYTE_MAGIC, IdxDataset,
     IdxImages, read_idx_images, read_idx_labels,
@@ -134,9 +137,11 @@ pub trait Dataset: Send + Sync {
 }
 
 /// The spec forms [`open`] accepts, for error messages and `--help`.
-pub const ACCEPTED_SPECS: &str = "fashion-mnist, fashion-mnist:DIR, mnist:DIR, cifar10:DIR";
+pub const ACCEPTED_SPECS: &str =
+    "fashion-mnist, fashion-mnist:DIR, mnist:DIR, cifar10:DIR, folder:DIR";
 
-/// Opens the dataset a CLI spec string names (see the module docs).
+/// Opens the dataset a CLI spec string names (see the module docs), with
+/// default options: folders load as 32x32 RGB.
 pub fn open(spec: &str, split: Split) -> Result<Arc<dyn Dataset>, DataError> {
     let spec = spec.trim();
     // Split at the first colon only, so `folder:C:\images` keeps its drive letter.
@@ -149,6 +154,11 @@ pub fn open(spec: &str, split: Split) -> Result<Arc<dyn Dataset>, DataError> {
         ("fashion-mnist", dir) => Arc::new(IdxDataset::fashion_mnist(dir, split)?),
         ("mnist", Some(dir)) => Arc::new(IdxDataset::mnist(dir, split)?),
         ("cifar10", Some(dir)) => Arc::new(Cifar10Dataset::open(dir, split)?),
+        ("folder", Some(dir)) => Arc::new(FolderDataset::open_split(
+            dir,
+            split,
+            FolderOptions::default(),
+        )?),
         _ => return Err(unknown(spec)),
     };
     Ok(dataset)

@@ -5,6 +5,7 @@
 
 mod cifar;
 mod idx;
+mod images;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
