@@ -7,6 +7,7 @@
 //!
 //! | spec                 | source                                                        |
 //! |----------------------|---------------------------------------------------------------|
+//! | `synthetic`          | [`SyntheticDataset`]: shapes rendered on demand, no files      |
 //! | `fashion-mnist[:DIR]`| [`IdxDataset`], default `/usr/share/datasets/fashion-mnist`    |
 //! | `mnist:DIR`          | [`IdxDataset`]                                                |
 //! | `cifar10:DIR`        | [`Cifar10Dataset`], the binary version                         |
@@ -16,7 +17,9 @@ mod cifar;
 mod error;
 mod folder;
 mod idx;
+mod rng;
 mod stream;
+mod synthetic;
 
 use std::fmt;
 use std::path::Path;
@@ -31,6 +34,7 @@ pub use idx::{
     FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, IDX1_UBYTE_MAGIC, IDX3_UBYTE_MAGIC, IdxDataset,
     IdxImages, read_idx_images, read_idx_labels,
 };
+pub use synthetic::{Shape, SyntheticConfig, SyntheticDataset};
 
 /// Which half of a dataset to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -138,10 +142,11 @@ pub trait Dataset: Send + Sync {
 
 /// The spec forms [`open`] accepts, for error messages and `--help`.
 pub const ACCEPTED_SPECS: &str =
-    "fashion-mnist, fashion-mnist:DIR, mnist:DIR, cifar10:DIR, folder:DIR";
+    "synthetic, fashion-mnist, fashion-mnist:DIR, mnist:DIR, cifar10:DIR, folder:DIR";
 
 /// Opens the dataset a CLI spec string names (see the module docs), with
-/// default options: folders load as 32x32 RGB.
+/// default options: synthetic uses [`SyntheticConfig::default`], folders
+/// load as 32x32 RGB.
 pub fn open(spec: &str, split: Split) -> Result<Arc<dyn Dataset>, DataError> {
     let spec = spec.trim();
     // Split at the first colon only, so `folder:C:\images` keeps its drive letter.
@@ -151,6 +156,7 @@ pub fn open(spec: &str, split: Split) -> Result<Arc<dyn Dataset>, DataError> {
     };
     let dataset: Arc<dyn Dataset> = match (kind, dir) {
         (_, Some(dir)) if dir.as_os_str().is_empty() => return Err(unknown(spec)),
+        ("synthetic", None) => Arc::new(SyntheticDataset::new(SyntheticConfig::default(), split)?),
         ("fashion-mnist", dir) => Arc::new(IdxDataset::fashion_mnist(dir, split)?),
         ("mnist", Some(dir)) => Arc::new(IdxDataset::mnist(dir, split)?),
         ("cifar10", Some(dir)) => Arc::new(Cifar10Dataset::open(dir, split)?),

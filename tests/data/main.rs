@@ -6,6 +6,7 @@
 mod cifar;
 mod idx;
 mod images;
+mod synthetic;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
