@@ -3,7 +3,8 @@
 //! Every source implements [`Dataset`]: a fixed number of same-sized `u8`
 //! images laid out `H x W x C` (row-major, channels interleaved), with
 //! optional labels and, for the synthetic source, ground-truth attributes.
-//! [`open`] maps the CLI's spec strings to datasets.
+//! [`Loader`] turns a dataset into shuffled host batches on a background
+//! thread, and [`open`] maps the CLI's spec strings to datasets.
 //!
 //! | spec                 | source                                                        |
 //! |----------------------|---------------------------------------------------------------|
@@ -17,6 +18,7 @@ mod cifar;
 mod error;
 mod folder;
 mod idx;
+mod loader;
 mod rng;
 mod stream;
 mod synthetic;
@@ -34,6 +36,7 @@ pub use idx::{
     FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, IDX1_UBYTE_MAGIC, IDX3_UBYTE_MAGIC, IdxDataset,
     IdxImages, read_idx_images, read_idx_labels,
 };
+pub use loader::{Batch, Batches, Loader, LoaderConfig};
 pub use synthetic::{Shape, SyntheticConfig, SyntheticDataset};
 
 /// Which half of a dataset to use.
@@ -77,7 +80,7 @@ pub struct Attributes {
 ///
 /// Images are `u8`, `height x width x channels`, row-major with channels
 /// interleaved (HWC). Implementations are immutable after construction and
-/// shared across threads.
+/// shared across threads (the [`Loader`] reads them from its worker).
 pub trait Dataset: Send + Sync {
     /// Human-readable name for logs, e.g. `fashion-mnist (train)`.
     fn name(&self) -> &str;

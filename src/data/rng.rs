@@ -54,6 +54,31 @@ impl CounterRng {
     pub(crate) fn coin(&mut self) -> bool {
         self.next_u64() >> 63 == 1
     }
+
+    /// Uniform in `[0, n)` for `n > 0`, without modulo bias (Lemire's method).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        debug_assert!(n > 0);
+        // Multiply-high maps 64 random bits onto [0, n); rejecting the few
+        // low products that would make some outcomes one count more likely
+        // makes the result exactly uniform.
+        let threshold = n.wrapping_neg() % n;
+        loop {
+            let product = u128::from(self.next_u64()) * u128::from(n);
+            if (product as u64) >= threshold {
+                return (product >> 64) as u64;
+            }
+        }
+    }
+}
+
+/// A Fisher-Yates permutation of `0..n` drawn from `rng`.
+pub(crate) fn permutation(n: usize, rng: &mut CounterRng) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        order.swap(i, j);
+    }
+    order
 }
 
 #[cfg(test)]
@@ -70,11 +95,33 @@ mod tests {
     }
 
     #[test]
+    fn below_is_in_range_and_roughly_uniform() {
+        let mut rng = CounterRng::keyed(&[7]);
+        let mut counts = [0u32; 6];
+        for _ in 0..60_000 {
+            counts[rng.below(6) as usize] += 1;
+        }
+        // Expected 10 000 each; 5 sigma is about 450.
+        assert!(
+            counts.iter().all(|&c| (9_500..10_500).contains(&c)),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
     fn floats_stay_in_unit_interval() {
         let mut rng = CounterRng::keyed(&[3]);
         for _ in 0..10_000 {
             let x = rng.next_f32();
             assert!((0.0..1.0).contains(&x));
         }
+    }
+
+    #[test]
+    fn permutation_is_a_permutation() {
+        let mut order = permutation(1000, &mut CounterRng::keyed(&[5]));
+        order.sort_unstable();
+        assert!(order.iter().enumerate().all(|(i, &v)| i == v));
+        assert!(permutation(0, &mut CounterRng::keyed(&[5])).is_empty());
     }
 }

@@ -6,6 +6,7 @@
 mod cifar;
 mod idx;
 mod images;
+mod loader;
 mod synthetic;
 
 use std::io::Write;
