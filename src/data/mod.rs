@@ -13,6 +13,27 @@
 //! | `mnist:DIR`          | [`IdxDataset`]                                                |
 //! | `cifar10:DIR`        | [`Cifar10Dataset`], the binary version                         |
 //! | `folder:DIR`         | [`FolderDataset`], PNG / JPEG, 32x32 RGB                       |
+//!
+//! # Hostile input, without cargo-fuzz
+//!
+//! The parsers read files a user points us at, so they must return an error
+//! for every byte string, never panic and never allocate what a header merely
+//! promises. Rather than a cargo-fuzz target (nightly, libFuzzer, a separate
+//! crate), they are written to be total and are tested that way:
+//!
+//! - every parser takes any `Read`, so tests feed it bytes from memory;
+//! - header arithmetic is done in `u128`, which the product of the header's
+//!   `u32` fields cannot overflow, and compared against a fixed ceiling;
+//! - payloads are read with `take(promised + 1)` into a buffer that grows with
+//!   the bytes that actually arrive, so a gzip bomb or a lying header costs
+//!   no more memory than the data it really holds;
+//! - slicing happens only after the length it relies on has been checked.
+//!
+//! `tests/data.rs` then runs a seeded mutation loop — random byte strings,
+//! byte flips, truncations, extreme header fields, over raw and gzip inputs —
+//! through the IDX and CIFAR parsers and asserts each returns. Set
+//! `DARKMATTER_FUZZ_ITERS` to run it longer than the default few thousand
+//! cases; the seed is printed on failure so any case can be replayed.
 
 mod cifar;
 mod error;

@@ -4,6 +4,7 @@
 //! directory under the system temp dir and removes it afterwards.
 
 mod cifar;
+mod fuzz;
 mod idx;
 mod images;
 mod loader;
