@@ -192,7 +192,8 @@ fn broadcast_ref(
 fn binary_ops_with_broadcasting() {
     let mut rng = Rng::new(11);
     type F = fn(f64, f64) -> f64;
-    let ops: [(&str, F, fn(&mut Tape, Var, Var) -> Result<Var>); 4] = [
+    type Op2 = fn(&mut Tape, Var, Var) -> Result<Var>;
+    let ops: [(&str, F, Op2); 4] = [
         ("add", |u, v| u + v, |t, a, b| t.add(a, b)),
         ("sub", |u, v| u - v, |t, a, b| t.sub(a, b)),
         ("mul", |u, v| u * v, |t, a, b| t.mul(a, b)),
@@ -221,7 +222,8 @@ fn binary_ops_with_broadcasting() {
 fn unary_ops() {
     let mut rng = Rng::new(12);
     type F = fn(f64) -> f64;
-    let ops: [(&str, F, fn(&mut Tape, Var) -> Result<Var>, bool); 7] = [
+    type Op1 = fn(&mut Tape, Var) -> Result<Var>;
+    let ops: [(&str, F, Op1, bool); 7] = [
         ("relu", |v| v.max(0.0), |t, a| t.relu(a), true),
         ("exp", f64::exp, |t, a| t.exp(a), true),
         ("log", f64::ln, |t, a| t.log(a), false),

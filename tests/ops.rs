@@ -18,7 +18,8 @@ fn unary_ops_match_reference() {
         .collect();
     let t = upload(&x, &shape);
     let ts = upload(&xs, &shape);
-    let cases: [(UnaryOp, &darkmatter::Tensor, &[f32], fn(f64) -> f64); 5] = [
+    type Case<'a> = (UnaryOp, &'a darkmatter::Tensor, &'a [f32], fn(f64) -> f64);
+    let cases: [Case; 5] = [
         (UnaryOp::Relu, &ts, &xs, |v| v.max(0.0)),
         (UnaryOp::Exp, &ts, &xs, f64::exp),
         (UnaryOp::Log, &t, &x, f64::ln),
