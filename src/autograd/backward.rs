@@ -6,6 +6,7 @@ use crate::kernels::{BinaryOp, elementwise as ew, matmul as mm, reduce, transpos
 use crate::tensor::Tensor;
 
 /// Gradients of a scalar with respect to the tape's parameters.
+#[derive(Debug)]
 pub struct Gradients {
     grads: Vec<Option<Tensor>>,
 }
