@@ -85,18 +85,15 @@ fn pad4(shape: &[usize]) -> [usize; 4] {
     out
 }
 
-/// Strides (in elements) that read an operand of `shape` over `out`:
-/// 0 along the dimensions where the operand is broadcast.
-fn strides(shape: &[usize], out: &[usize; 4]) -> [u32; 4] {
+/// Strides (in elements) that read an operand of `shape` over the output:
+/// 0 along its size-1 dimensions, which repeats it where it is broadcast
+/// (and is irrelevant where the output has size 1 too).
+fn strides(shape: &[usize]) -> [u32; 4] {
     let s = pad4(shape);
     let mut strides = [0u32; 4];
     let mut step = 1usize;
     for d in (0..4).rev() {
-        strides[d] = if s[d] == 1 && out[d] != 1 {
-            0
-        } else {
-            step as u32
-        };
+        strides[d] = if s[d] == 1 { 0 } else { step as u32 };
         step *= s[d];
     }
     strides
@@ -110,8 +107,8 @@ fn params(out: &[usize], x: &[usize], y: &[usize], alpha: f32, beta: f32) -> Par
         beta,
         _pad: 0,
         shape: o.map(|d| d as u32),
-        stride_x: strides(x, &o),
-        stride_y: strides(y, &o),
+        stride_x: strides(x),
+        stride_y: strides(y),
     }
 }
 
@@ -209,9 +206,8 @@ mod tests {
             vec![2, 3, 4]
         );
         assert!(broadcast_shape("t", &[3, 4], &[3]).is_err());
-        let o = pad4(&[3, 4]);
-        assert_eq!(strides(&[4], &o), [0, 0, 0, 1]);
-        assert_eq!(strides(&[3, 1], &o), [0, 0, 1, 0]);
-        assert_eq!(strides(&[3, 4], &o), [0, 0, 4, 1]);
+        assert_eq!(strides(&[4]), [0, 0, 0, 1]);
+        assert_eq!(strides(&[3, 1]), [0, 0, 1, 0]);
+        assert_eq!(strides(&[3, 4]), [0, 0, 4, 1]);
     }
 }
