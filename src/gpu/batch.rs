@@ -238,18 +238,21 @@ pub(crate) fn dispatch<P: bytemuck::Pod>(
 /// mapping of every readback recorded in it.
 pub(crate) fn flush(gpu: &Gpu) {
     let inner = &gpu.inner;
-    let (encoder, maps) = {
-        let mut batch = inner.batch.lock().unwrap_or_else(|p| p.into_inner());
-        if !batch.params.is_empty() {
-            inner.queue.write_buffer(&batch.arena, 0, &batch.params);
-            batch.params.clear();
-        }
-        (batch.encoder.take(), std::mem::take(&mut batch.maps))
-    };
-    if let Some(encoder) = encoder {
+    // The batch stays locked until the submit and the epoch bump are done:
+    // otherwise another thread could record and submit its own batch in
+    // between, overwriting this batch's parameter arena before it runs, or
+    // give back a buffer its pending batch still reads under the old epoch.
+    let mut batch = inner.batch.lock().unwrap_or_else(|p| p.into_inner());
+    if !batch.params.is_empty() {
+        inner.queue.write_buffer(&batch.arena, 0, &batch.params);
+        batch.params.clear();
+    }
+    if let Some(encoder) = batch.encoder.take() {
         inner.queue.submit([encoder.finish()]);
     }
     inner.pool.lock().unwrap_or_else(|p| p.into_inner()).epoch += 1;
+    let maps = std::mem::take(&mut batch.maps);
+    drop(batch);
     for request in maps {
         request.start();
     }
