@@ -30,8 +30,8 @@ pub mod gpu;
 pub mod kernels;
 pub mod tensor;
 
-pub use autograd::{Gradients, Op, Tape, Var};
+pub use autograd::{BatchNormState, Gradients, Op, Tape, Var};
 pub use error::{Error, Result};
 pub use gpu::{DeviceClass, Gpu, GpuOptions, PoolStats, Readback};
-pub use kernels::MatmulVariant;
+pub use kernels::{ConvVariant, MatmulVariant};
 pub use tensor::Tensor;
