@@ -28,6 +28,7 @@ pub mod cli;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod nn;
 pub mod tensor;
 
 pub use autograd::{BatchNormState, Gradients, Op, Tape, Var};
