@@ -29,11 +29,12 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod nn;
 pub mod optim;
 pub mod tensor;
 
-pub use autograd::{Gradients, Op, Tape, Var};
+pub use autograd::{BatchNormState, Gradients, Op, Tape, Var};
 pub use error::{Error, Result};
 pub use gpu::{DeviceClass, Gpu, GpuOptions, PoolStats, Readback};
-pub use kernels::MatmulVariant;
+pub use kernels::{ConvVariant, MatmulVariant};
 pub use tensor::Tensor;

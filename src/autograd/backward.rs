@@ -196,6 +196,13 @@ impl Tape {
                     vec![Some(da), Some(db)]
                 }
                 Op::Reshape => vec![Some(g.reshape(&shape_of(0))?)],
+                Op::Conv2d { .. }
+                | Op::BatchNorm { .. }
+                | Op::LayerNorm
+                | Op::MaxPool2d(_)
+                | Op::AvgPool2d(_)
+                | Op::Gelu
+                | Op::Sigmoid => super::layers::backward(&op, &saved, &g, &needs, &shape_of(0))?,
             };
             drop(saved);
             for ((v, gi), need) in inputs.iter().zip(input_grads).zip(needs) {

@@ -8,16 +8,21 @@
 //! closures and no sorting: the tape prints as a list of its ops.
 
 mod backward;
+mod layers;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{BinaryOp, UnaryOp, elementwise as ew, matmul as mm, reduce, transpose};
+use crate::kernels::pool::PoolWindow;
+use crate::kernels::{
+    BinaryOp, ConvVariant, UnaryOp, elementwise as ew, matmul as mm, reduce, transpose,
+};
 use crate::tensor::Tensor;
 
 pub use backward::Gradients;
+pub use layers::BatchNormState;
 
 /// A value recorded on a tape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,6 +69,23 @@ pub enum Op {
         trans_b: bool,
     },
     Reshape,
+    /// Inputs `[x, w]` or `[x, w, bias]`; saved `[x, w]`.
+    Conv2d {
+        stride: usize,
+        padding: usize,
+        variant: ConvVariant,
+    },
+    /// Inputs `[x]` or `[x, gamma, beta]`; saved `[x, mean, invstd]` (+ gamma).
+    BatchNorm {
+        train: bool,
+    },
+    /// Inputs `[x, gamma, beta]`; saved `[x, gamma, mean, rstd]`.
+    LayerNorm,
+    /// Saved: the index of each window's winner.
+    MaxPool2d(PoolWindow),
+    AvgPool2d(PoolWindow),
+    Gelu,
+    Sigmoid,
 }
 
 /// One recorded operation.

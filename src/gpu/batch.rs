@@ -238,9 +238,10 @@ pub(crate) fn dispatch<P: bytemuck::Pod>(
 /// mapping of every readback recorded in it.
 pub(crate) fn flush(gpu: &Gpu) {
     let inner = &gpu.inner;
-    // The lock is held through the submit: the arena is shared by every
-    // batch, so writing it for one batch and submitting another in between
-    // (from another thread) would hand that batch the wrong parameters.
+    // The batch stays locked until the submit and the epoch bump are done:
+    // otherwise another thread could record and submit its own batch in
+    // between, overwriting this batch's parameter arena before it runs, or
+    // give back a buffer its pending batch still reads under the old epoch.
     let mut batch = inner.batch.lock().unwrap_or_else(|p| p.into_inner());
     if !batch.params.is_empty() {
         inner.queue.write_buffer(&batch.arena, 0, &batch.params);
@@ -250,7 +251,9 @@ pub(crate) fn flush(gpu: &Gpu) {
         inner.queue.submit([encoder.finish()]);
     }
     inner.pool.lock().unwrap_or_else(|p| p.into_inner()).epoch += 1;
-    for request in std::mem::take(&mut batch.maps) {
+    let maps = std::mem::take(&mut batch.maps);
+    drop(batch);
+    for request in maps {
         request.start();
     }
 }

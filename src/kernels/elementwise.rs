@@ -19,6 +19,10 @@ pub enum UnaryOp {
     Log = 3,
     Sqrt = 4,
     Square = 5,
+    /// `x Φ(x)` with Φ the standard normal CDF (PyTorch's default gelu).
+    Gelu = 6,
+    /// `1 / (1 + e^-x)`.
+    Sigmoid = 7,
 }
 
 /// Ops of two operands.
@@ -32,6 +36,10 @@ pub enum BinaryOp {
     ReluGrad = 4,
     /// `0.5 * x / y`: the backward of sqrt, with `y` the sqrt's output.
     SqrtGrad = 5,
+    /// `x (Φ(y) + y φ(y))`: the backward of gelu, with `y` the gelu's input.
+    GeluGrad = 6,
+    /// `x y (1 - y)`: the backward of sigmoid, with `y` the sigmoid's output.
+    SigmoidGrad = 7,
 }
 
 #[repr(C)]
@@ -182,7 +190,16 @@ pub fn expand(x: &Tensor, shape: &[usize]) -> Result<Tensor> {
 
 /// `g(a, b)` elementwise, broadcasting `a` and `b` to a common shape.
 pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
-    const NAMES: [&str; 6] = ["add", "sub", "mul", "div", "relu_grad", "sqrt_grad"];
+    const NAMES: [&str; 8] = [
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "relu_grad",
+        "sqrt_grad",
+        "gelu_grad",
+        "sigmoid_grad",
+    ];
     let name = NAMES[op as usize];
     a.same_gpu(b, name)?;
     let shape = broadcast_shape(name, a.shape(), b.shape())?;

@@ -4,10 +4,14 @@
 //! These functions work on plain [`Tensor`](crate::Tensor)s and record no
 //! gradient; the [`Tape`](crate::Tape) wraps them for autodiff.
 
+pub mod conv2d;
 pub mod elementwise;
 pub mod matmul;
+pub mod norm;
+pub mod pool;
 pub mod reduce;
 pub mod transpose;
 
+pub use conv2d::ConvVariant;
 pub use elementwise::{BinaryOp, UnaryOp};
 pub use matmul::MatmulVariant;
