@@ -28,6 +28,7 @@ pub mod cli;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod loss;
 pub mod tensor;
 
 pub use autograd::{Gradients, Op, Tape, Var};

@@ -195,6 +195,10 @@ impl Tape {
                     vec![Some(da), Some(db)]
                 }
                 Op::Reshape => vec![Some(g.reshape(&shape_of(0))?)],
+                // The fused losses: each rule lives next to its forward.
+                Op::Vicreg(cfg) => crate::loss::vicreg::backward(&cfg, &saved, &g)?,
+                Op::InfoNce(cfg) => crate::loss::infonce::backward(&cfg, &saved, &g)?,
+                Op::BarlowTwins(cfg) => crate::loss::barlow::backward(&cfg, &saved, &g)?,
             };
             drop(saved);
             for ((v, gi), need) in inputs.iter().zip(input_grads).zip(needs) {
