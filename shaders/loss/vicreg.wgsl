@@ -1,7 +1,11 @@
 // VICReg (Bardes, Ponce, LeCun 2022), the parts that are not a Gram product:
 // per-column statistics, the final combination of the three terms, and the
 // invariance and variance parts of the gradient. The covariance term and its
-// gradient are tiles of ZcᵀZc computed by gram.wgsl.
+// gradient are tiles of a Gram product computed by gram.wgsl: of the D x D
+// C = ZcᵀZc / (N-1), or, when the batch is smaller than the width, of the
+// N x N K = Zc Zcᵀ / (N-1), which is D/N times cheaper. |C|² = |K|², and
+// Zc·C = K·Zc, so the off-diagonal sum and Zc·C_off follow once the
+// diagonal, C_jj = var_j, is taken out (`batch_gram` set).
 //
 //   stats      one invocation per column of one branch: the mean, the
 //              centred column (Zc, written for the covariance tiles), the
@@ -13,14 +17,15 @@
 //              addresses of each row.
 //   finish     one invocation: the loss and its terms from the sums.
 //   grad_init  one invocation per element: the invariance and variance parts
-//              of dL/dz, scaled by the upstream gradient g[0]. The covariance
-//              part is added on top by gram.wgsl strips.
+//              of dL/dz (and, on the batch Gram path, the diagonal part of
+//              the covariance's), scaled by the upstream gradient g[0]. The
+//              Gram product part is added on top by gram.wgsl strips.
 
 struct Params {
     n: u32,
     d: u32,
     branch: u32,
-    _pad: u32,
+    batch_gram: u32,
     eps: f32,
     gamma: f32,
     w_inv: f32,
@@ -36,9 +41,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read> zb: array<f32>;
 // [n, d] centred embeddings of one branch.
 @group(0) @binding(3) var<storage, read_write> zc: array<f32>;
-// [2, d] per-column std of each branch.
-@group(0) @binding(4) var<storage, read_write> sd: array<f32>;
-// [3, d] per-column sum (za - zb)^2, hinge of branch a, hinge of branch b.
+// [2, d] per-column unbiased variance of each branch.
+@group(0) @binding(4) var<storage, read_write> variance: array<f32>;
+// [5, d] per-column sum (za - zb)^2, hinge of branch a, hinge of branch b,
+// and the squared variances var_a^2, var_b^2 (the diagonal of C, squared).
 @group(0) @binding(5) var<storage, read_write> colsum: array<f32>;
 @group(0) @binding(6) var<storage, read> g: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dz: array<f32>;
@@ -75,9 +81,10 @@ fn stats(@builtin(global_invocation_id) gid: vec3<u32>) {
         zc[i * p.d + j] = c;
         ss += c * c;
     }
-    let sdev = sqrt(ss / f32(p.n - 1u) + p.eps);
-    sd[p.branch * p.d + j] = sdev;
-    colsum[(1u + p.branch) * p.d + j] = max(p.gamma - sdev, 0.0);
+    let v = ss / f32(p.n - 1u);
+    variance[p.branch * p.d + j] = v;
+    colsum[(1u + p.branch) * p.d + j] = max(p.gamma - sqrt(v + p.eps), 0.0);
+    colsum[(3u + p.branch) * p.d + j] = v * v;
     if p.branch == 0u {
         var q = 0.0;
         for (var i = 0u; i < p.n; i++) {
@@ -93,12 +100,16 @@ fn finish() {
     let d = f32(p.d);
     let inv = sums[0] / (f32(p.n) * d);
     // Mean over columns, averaged over the two branches.
-    let variance = (sums[1] + sums[2]) / (2.0 * d);
-    let cov = cov_sum[0] / d;
+    let hinge = (sums[1] + sums[2]) / (2.0 * d);
+    var off = cov_sum[0];
+    if p.batch_gram != 0u {
+        off -= sums[3] + sums[4];
+    }
+    let cov = off / d;
     inv_term[0] = inv;
-    var_term[0] = variance;
+    var_term[0] = hinge;
     cov_term[0] = cov;
-    loss[0] = p.w_inv * inv + p.w_var * variance + p.w_cov * cov;
+    loss[0] = p.w_inv * inv + p.w_var * hinge + p.w_cov * cov;
 }
 
 @compute @workgroup_size(256)
@@ -120,9 +131,14 @@ fn grad_init(
     // d/dz of relu(gamma - std) / (2 d) with std = sqrt(sum zc^2 / (n-1) + eps):
     // -zc / ((n - 1) std) / (2 d) where the hinge is active. The mean's own
     // gradient vanishes because the centred column sums to zero.
-    let sdev = sd[p.branch * p.d + j];
+    let var_j = variance[p.branch * p.d + j];
+    let sdev = sqrt(var_j + p.eps);
     if sdev < p.gamma {
         v -= p.w_var * zc[i] / ((n - 1.0) * sdev * 2.0 * d);
+    }
+    // The batch Gram path adds K·Zc = Zc·C; Zc·C_off is that minus Zc·diag(var).
+    if p.batch_gram != 0u {
+        v -= p.w_cov * 4.0 / (d * (n - 1.0)) * zc[i] * var_j;
     }
     dz[i] = g[0] * v;
 }

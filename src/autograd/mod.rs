@@ -65,7 +65,7 @@ pub enum Op {
     },
     Reshape,
     /// The fused VICReg loss; saves the inputs, the centred embeddings and
-    /// the per-column stds.
+    /// the per-column variances.
     Vicreg(crate::loss::VicregConfig),
     /// The fused InfoNCE (NT-Xent) loss; saves the normalised embeddings,
     /// their norms and each row's log-sum-exp.

@@ -48,7 +48,7 @@ struct Params {
     n: u32,
     d: u32,
     branch: u32,
-    _pad: u32,
+    batch_gram: u32,
     eps: f32,
     gamma: f32,
     w_inv: f32,
@@ -62,7 +62,7 @@ fn params(cfg: &VicregConfig, n: usize, d: usize, branch: u32) -> Params {
         n: n as u32,
         d: d as u32,
         branch,
-        _pad: 0,
+        batch_gram: batch_gram(n, d) as u32,
         eps: cfg.eps,
         gamma: cfg.gamma,
         w_inv: cfg.invariance_weight,
@@ -80,8 +80,44 @@ pub struct VicregForward {
     pub terms: [Tensor; 3],
     /// Centred embeddings of each branch, `[n, d]`.
     pub centred: [Tensor; 2],
-    /// Per-column std of each branch, `[2, d]`.
-    pub std: Tensor,
+    /// Per-column unbiased variance of each branch, `[2, d]`.
+    pub variance: Tensor,
+}
+
+/// Whether the covariance goes through the N x N batch Gram matrix
+/// K = Zc Zcᵀ / (n-1) instead of the D x D C = ZcᵀZc / (n-1): the same
+/// squared sum and the same product with Zc (K·Zc = Zc·C) at N²D instead
+/// of ND² cost. Its off-diagonal sum subtracts the diagonal, sum var², from
+/// |K|²; with n < d the off-diagonal part is the larger one, so little
+/// precision is lost.
+fn batch_gram(n: usize, d: usize) -> bool {
+    n < d
+}
+
+/// `Zc Zcᵀ` of one branch as a product over the columns.
+fn batch_product(zc: &Tensor, n: usize, d: usize) -> Product<'_> {
+    let rows = View {
+        t: zc,
+        off: 0,
+        row_stride: d,
+        k_stride: 1,
+    };
+    Product {
+        a: rows,
+        b: rows,
+        m: n,
+        n,
+        k: d,
+        diag_off: 0,
+    }
+}
+
+/// `sum_{i,k} K_ik²` on `K = Zc Zcᵀ / (n-1)` (diagonal included).
+fn squared_sum(n: usize) -> Penalty {
+    Penalty {
+        w_diag: 1.0,
+        ..off_diagonal(n)
+    }
 }
 
 /// `ZcᵀZc` of one branch as a product over the batch.
@@ -123,8 +159,8 @@ fn off_diagonal(n: usize) -> Penalty {
 pub fn forward(za: &Tensor, zb: &Tensor, cfg: &VicregConfig) -> Result<VicregForward> {
     let gpu = za.gpu();
     let (n, d) = (za.shape()[0], za.shape()[1]);
-    let std = Tensor::uninit(gpu, &[2, d])?;
-    let colsum = Tensor::uninit(gpu, &[3, d])?;
+    let variance = Tensor::uninit(gpu, &[2, d])?;
+    let colsum = Tensor::uninit(gpu, &[5, d])?;
     let centred = [Tensor::uninit(gpu, &[n, d])?, Tensor::uninit(gpu, &[n, d])?];
     for (branch, zc) in centred.iter().enumerate() {
         let p = params(cfg, n, d, branch as u32);
@@ -137,16 +173,21 @@ pub fn forward(za: &Tensor, zb: &Tensor, cfg: &VicregConfig) -> Result<VicregFor
                 za.binding(1),
                 zb.binding(2),
                 zc.binding(3),
-                std.binding(4),
+                variance.binding(4),
                 colsum.binding(5),
             ],
             [d.div_ceil(64) as u32, 1, 1],
         )?;
     }
-    let per_branch = covariance(&centred[0], n, d).partials();
+    let (product, penalty): (fn(&Tensor, usize, usize) -> Product<'_>, _) = if batch_gram(n, d) {
+        (batch_product, squared_sum(n))
+    } else {
+        (covariance, off_diagonal(n))
+    };
+    let per_branch = product(&centred[0], n, d).partials();
     let partial = Tensor::uninit(gpu, &[2 * per_branch])?;
     for (branch, zc) in centred.iter().enumerate() {
-        covariance(zc, n, d).penalty(off_diagonal(n), &partial, branch * per_branch)?;
+        product(zc, n, d).penalty(penalty, &partial, branch * per_branch)?;
     }
     let cov_sum = reduce::sum_all(&partial)?;
     let sums = reduce::sum_axis(&colsum, 1)?;
@@ -175,7 +216,7 @@ pub fn forward(za: &Tensor, zb: &Tensor, cfg: &VicregConfig) -> Result<VicregFor
         loss,
         terms,
         centred,
-        std,
+        variance,
     })
 }
 
@@ -184,14 +225,21 @@ pub fn backward(
     za: &Tensor,
     zb: &Tensor,
     centred: &[Tensor; 2],
-    std: &Tensor,
+    variance: &Tensor,
     g: &Tensor,
     cfg: &VicregConfig,
 ) -> Result<[Tensor; 2]> {
+    let gpu = za.gpu();
     let (n, d) = (za.shape()[0], za.shape()[1]);
-    let strip = Tensor::uninit(za.gpu(), &[strip_rows(za.gpu(), n, d), d])?;
+    // L_cov = (1/D) sum_{j != k} C_jk² with C = ZcᵀZc / (n-1), so
+    // dL/dZc = Zc (G + Gᵀ) / (n-1) = 2 Zc G / (n-1) for the symmetric
+    // G = dL/dC = 2 C_off / D, built one strip of rows at a time. On the
+    // batch Gram path 2 Zc G / (n-1) = (4 / (D (n-1))) (K·Zc - Zc diag(var)),
+    // with K built in strips and the diagonal part added by grad_init.
+    let width = if batch_gram(n, d) { n } else { d };
+    let strip = Tensor::uninit(gpu, &[strip_rows(gpu, n.min(d), width), width])?;
+    let rows = strip.shape()[0];
     let branch = |b: usize| -> Result<Tensor> {
-        let gpu = za.gpu();
         let zc = &centred[b];
         let dz = Tensor::uninit(gpu, &[n, d])?;
         dispatch(
@@ -203,51 +251,81 @@ pub fn backward(
                 za.binding(1),
                 zb.binding(2),
                 zc.binding(3),
-                std.binding(4),
+                variance.binding(4),
                 g.binding(6),
                 dz.binding(7),
             ],
             gpu.grid((n * d).div_ceil(256) as u64)?,
         )?;
-        // L_cov = (1/D) sum_{j != k} C_jk² with C = ZcᵀZc / (n-1), so
-        // dL/dZc = Zc (G + Gᵀ) / (n-1) = 2 Zc G / (n-1) for the symmetric
-        // G = dL/dC = 2 C_off / D. G is built one strip of rows at a time.
-        let rows = strip.shape()[0];
-        for s0 in (0..d).step_by(rows) {
-            let h = rows.min(d - s0);
-            let strip_of_c = Product {
-                a: View {
-                    t: zc,
-                    off: s0,
-                    row_stride: 1,
-                    k_stride: d,
-                },
-                m: h,
-                diag_off: s0,
-                ..covariance(zc, n, d)
-            };
-            let scale = cfg.covariance_weight / d as f32;
-            strip_of_c.grad_strip(off_diagonal(n), scale, g, &strip)?;
-            // dZ[:, :] += Zc[:, s0 .. s0 + h] · G[s0 .. s0 + h, :].
-            let apply = Product {
-                a: View {
-                    t: zc,
-                    off: s0,
-                    row_stride: d,
-                    k_stride: 1,
-                },
-                b: View {
-                    t: &strip,
-                    off: 0,
-                    row_stride: 1,
-                    k_stride: d,
-                },
-                m: n,
-                n: d,
-                k: h,
-                diag_off: 0,
-            };
-            apply.accumulate(2.0 / (n - 1) as f32, &dz, 0, d)?;
+        for s0 in (0..width).step_by(rows) {
+            let h = rows.min(width - s0);
+            if batch_gram(n, d) {
+                let strip_of_k = Product {
+                    a: View {
+                        off: s0 * d,
+                        ..batch_product(zc, n, d).a
+                    },
+                    m: h,
+                    diag_off: s0,
+                    ..batch_product(zc, n, d)
+                };
+                let scale = 2.0 * cfg.covariance_weight / (d * (n - 1)) as f32;
+                strip_of_k.grad_strip(squared_sum(n), scale, g, &strip)?;
+                // dZ[s0 .. s0 + h, :] += K[s0 .. s0 + h, :] · Zc.
+                let apply = Product {
+                    a: View {
+                        t: &strip,
+                        off: 0,
+                        row_stride: n,
+                        k_stride: 1,
+                    },
+                    b: View {
+                        t: zc,
+                        off: 0,
+                        row_stride: 1,
+                        k_stride: d,
+                    },
+                    m: h,
+                    n: d,
+                    k: n,
+                    diag_off: 0,
+                };
+                apply.accumulate(1.0, &dz, s0 * d, d)?;
+            } else {
+                let strip_of_c = Product {
+                    a: View {
+                        t: zc,
+                        off: s0,
+                        row_stride: 1,
+                        k_stride: d,
+                    },
+                    m: h,
+                    diag_off: s0,
+                    ..covariance(zc, n, d)
+                };
+                let scale = cfg.covariance_weight / d as f32;
+                strip_of_c.grad_strip(off_diagonal(n), scale, g, &strip)?;
+                // dZ[:, :] += Zc[:, s0 .. s0 + h] · G[s0 .. s0 + h, :].
+                let apply = Product {
+                    a: View {
+                        t: zc,
+                        off: s0,
+                        row_stride: d,
+                        k_stride: 1,
+                    },
+                    b: View {
+                        t: &strip,
+                        off: 0,
+                        row_stride: 1,
+                        k_stride: d,
+                    },
+                    m: n,
+                    n: d,
+                    k: h,
+                    diag_off: 0,
+                };
+                apply.accumulate(2.0 / (n - 1) as f32, &dz, 0, d)?;
+            }
         }
         Ok(dz)
     };

@@ -43,7 +43,7 @@ pub fn vicreg(
             let (ta, tb) = (tape.value(za)?.clone(), tape.value(zb)?.clone());
             let f = kernel::forward(&ta, &tb, cfg)?;
             let [c0, c1] = f.centred;
-            let saved = vec![ta, tb, c0, c1, f.std];
+            let saved = vec![ta, tb, c0, c1, f.variance];
             let loss = tape.record(Op::Vicreg(*cfg), &[za, zb], f.loss, saved);
             let [invariance, variance, covariance] = f.terms;
             Ok(VicregOutput {
@@ -57,19 +57,19 @@ pub fn vicreg(
     }
 }
 
-/// The backward of [`Op::Vicreg`]: `saved` is `[za, zb, zc_a, zc_b, std]`.
+/// The backward of [`Op::Vicreg`]: `saved` is `[za, zb, zc_a, zc_b, var]`.
 pub(crate) fn backward(
     cfg: &VicregConfig,
     saved: &[Tensor],
     g: &Tensor,
 ) -> Result<Vec<Option<Tensor>>> {
-    let [za, zb, c0, c1, std] = saved else {
+    let [za, zb, c0, c1, var] = saved else {
         return Err(Error::invalid(
             "vicreg backward",
             "expected 5 saved tensors",
         ));
     };
-    let [dza, dzb] = kernel::backward(za, zb, &[c0.clone(), c1.clone()], std, g, cfg)?;
+    let [dza, dzb] = kernel::backward(za, zb, &[c0.clone(), c1.clone()], var, g, cfg)?;
     Ok(vec![Some(dza), Some(dzb)])
 }
 
