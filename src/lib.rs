@@ -29,6 +29,7 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod loss;
 pub mod nn;
 pub mod optim;
 pub mod tensor;

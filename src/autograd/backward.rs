@@ -203,6 +203,10 @@ impl Tape {
                 | Op::AvgPool2d(_)
                 | Op::Gelu
                 | Op::Sigmoid => super::layers::backward(&op, &saved, &g, &needs, &shape_of(0))?,
+                // The fused losses: each rule lives next to its forward.
+                Op::Vicreg(cfg) => crate::loss::vicreg::backward(&cfg, &saved, &g)?,
+                Op::InfoNce(cfg) => crate::loss::infonce::backward(&cfg, &saved, &g)?,
+                Op::BarlowTwins(cfg) => crate::loss::barlow::backward(&cfg, &saved, &g)?,
             };
             drop(saved);
             for ((v, gi), need) in inputs.iter().zip(input_grads).zip(needs) {

@@ -86,6 +86,15 @@ pub enum Op {
     AvgPool2d(PoolWindow),
     Gelu,
     Sigmoid,
+    /// The fused VICReg loss; saves the inputs, the centred embeddings and
+    /// the per-column variances.
+    Vicreg(crate::loss::VicregConfig),
+    /// The fused InfoNCE (NT-Xent) loss; saves the normalised embeddings,
+    /// their norms and each row's log-sum-exp.
+    InfoNce(crate::loss::InfoNceConfig),
+    /// The fused Barlow Twins loss; saves the batch-normalised embeddings
+    /// and the per-column stds.
+    BarlowTwins(crate::loss::BarlowConfig),
 }
 
 /// One recorded operation.
@@ -204,7 +213,13 @@ impl Tape {
     }
 
     /// Appends a node for `out`, computed from `inputs`.
-    fn record(&mut self, op: Op, inputs: &[Var], out: Tensor, saved: Vec<Tensor>) -> Var {
+    pub(crate) fn record(
+        &mut self,
+        op: Op,
+        inputs: &[Var],
+        out: Tensor,
+        saved: Vec<Tensor>,
+    ) -> Var {
         let requires_grad = inputs.iter().any(|v| self.requires_grad[v.index()]);
         // A node that no gradient flows through needs nothing saved.
         let saved = if requires_grad { saved } else { vec![] };

@@ -15,3 +15,7 @@ pub mod transpose;
 pub use conv2d::ConvVariant;
 pub use elementwise::{BinaryOp, UnaryOp};
 pub use matmul::MatmulVariant;
+pub mod loss_barlow;
+pub(crate) mod loss_gram;
+pub mod loss_infonce;
+pub mod loss_vicreg;
