@@ -1,5 +1,6 @@
 //! GPU augmentation against the CPU reference fed the same random
-//! parameters, determinism of the keyed parameters, and their statistics.
+//! parameters, determinism of the keyed parameters, their statistics, and
+//! the `darkmatter augment` command.
 
 mod common;
 use common::*;
@@ -522,5 +523,55 @@ fn bad_input_is_an_error_not_a_panic() {
     assert!(err.contains("position-preserving"), "{err}");
     for preset in Preset::ALL {
         assert_eq!(preset.name().parse::<Preset>().unwrap(), preset);
+    }
+}
+
+#[test]
+fn augment_command_writes_a_grid_and_fails_cleanly() {
+    let bin = env!("CARGO_BIN_EXE_darkmatter");
+    let out = std::env::temp_dir().join(format!("darkmatter-augment-{}.png", std::process::id()));
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin)
+            .arg("augment")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&[
+        "--data",
+        "synthetic",
+        "--preset",
+        "simclr",
+        "--count",
+        "3",
+        "--zoom",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let grid = image::open(&out).unwrap();
+    // 3 cells of 32 + 1 pixel gaps across, 3 rows down, doubled.
+    assert_eq!(
+        (grid.width(), grid.height()),
+        (2 * (3 * 33 + 1), 2 * (3 * 33 + 1))
+    );
+    std::fs::remove_file(&out).unwrap();
+    for args in [
+        ["--data", "synthetic", "--preset", "nope"],
+        ["--data", "bogus", "--preset", "none"],
+    ] {
+        let bad = run(&args);
+        assert_eq!(bad.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("error: invalid"))
+            .unwrap_or("");
+        assert!(line.contains(args[1]) || line.contains(args[3]), "{stderr}");
     }
 }
