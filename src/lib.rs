@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+pub mod augment;
 pub mod autograd;
 pub mod cli;
 pub mod data;

@@ -1,5 +1,6 @@
 //! The `darkmatter` command line.
 
+mod augment;
 mod info;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,12 @@ pub enum Command {
     /// DARKMATTER_BACKEND (vulkan, metal, dx12, gl) and DARKMATTER_ADAPTER
     /// (a substring of the adapter's name).
     Info(info::InfoArgs),
+    /// Write a PNG grid of images and their two augmented views.
+    ///
+    /// Each row shows an image of the training split, then the two views
+    /// the preset makes of it (normalisation undone), upscaled with
+    /// nearest-neighbour sampling: what the network will see.
+    Augment(augment::AugmentArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -30,6 +37,7 @@ pub fn run(cli: Cli) -> i32 {
         .unwrap_or(Command::Info(info::InfoArgs::default()))
     {
         Command::Info(args) => info::run(&args),
+        Command::Augment(args) => augment::run(&args),
     };
     match result {
         Ok(()) => 0,

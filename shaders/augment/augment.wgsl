@@ -1,0 +1,416 @@
+// Two augmented views of a batch of u8 images, as normalised f32 NCHW tensors.
+//
+// The host draws every random parameter of a view (crop box, flip, angle,
+// jitter factors and order, blur sigma, noise key) from a generator keyed by
+// (seed, step, image, view) and uploads one small `View` record per view;
+// this file only applies them. The CPU reference (src/augment/cpu.rs) is fed
+// the same records and computes the same formulas in the same order, so the
+// two agree to f32 rounding.
+//
+// Per view, in torchvision's order: inverse affine map of crop + flip +
+// rotation with bilinear sampling, colour jitter (brightness, contrast,
+// saturation, hue in the view's random order), greyscale, Gaussian blur,
+// solarisation, additive Gaussian noise, normalisation.
+//
+// One workgroup per (image, view): workgroup_id = (image, view, 0).
+//   colour  samples and colours every pixel of the view. Unblurred views are
+//           finished here and written to out0 / out1; blurred views leave
+//           [0, 1] pixels in `pre`.
+//   blur_h  horizontal Gaussian pass, pre -> tmp, blurred views only.
+//   blur_v  vertical Gaussian pass, tmp -> finish -> out0 / out1.
+//
+// Why a workgroup per view: contrast blends every pixel with the view's mean
+// grey level, a reduction over the whole view. Inside one workgroup that is
+// one barrier, not an extra dispatch and a round trip through memory.
+// Lavapipe runs a workgroup as a loop over 8-wide SIMD chunks and pays for
+// every barrier, so there is exactly one, and each invocation computes all
+// channels of its pixels.
+
+override CHANNELS: u32 = 3u;
+const WG: u32 = 64u;
+const LUMA = vec3<f32>(0.299, 0.587, 0.114);
+
+struct Params {
+    batch: u32,
+    in_h: u32,
+    in_w: u32,
+    out_h: u32,
+    out_w: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+    mean: vec4<f32>,
+    deviation: vec4<f32>,
+}
+
+// Mirrors `GpuView` in src/augment/gpu.rs. An adjustment whose factor is the
+// identity (1, or 0 for hue) is skipped, as torchvision skips a strength of 0.
+struct View {
+    // Source pixel-centre coordinates of output pixel centre (px, py):
+    // (m00 px + m01 py + tx, m10 px + m11 py + ty).
+    m00: f32,
+    m01: f32,
+    m10: f32,
+    m11: f32,
+    tx: f32,
+    ty: f32,
+    brightness: f32,
+    contrast: f32,
+    saturation: f32,
+    hue: f32,
+    // Jitter step k applies op (order >> 2k) & 3: 0 brightness, 1 contrast,
+    // 2 saturation, 3 hue.
+    order: u32,
+    gray: u32,
+    blur_sigma: f32,
+    blur_radius: u32,
+    solarize: u32,
+    noise_std: f32,
+    noise_key: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+// The batch's bytes, B x H x W x C, four to a word (little-endian).
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read> views: array<View>;
+@group(0) @binding(3) var<storage, read_write> out0: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out1: array<f32>;
+// [2, B, C, out_h, out_w] staging: pixels waiting for the contrast mean or
+// for the blur.
+@group(0) @binding(5) var<storage, read_write> pre: array<f32>;
+@group(0) @binding(6) var<storage, read_write> tmp: array<f32>;
+
+var<workgroup> partial: array<f32, WG>;
+
+fn byte_at(k: u32) -> f32 {
+    return f32((src[k >> 2u] >> ((k & 3u) * 8u)) & 0xffu);
+}
+
+fn texel(img: u32, x: i32, y: i32) -> vec3<f32> {
+    let base = ((img * p.in_h + u32(y)) * p.in_w + u32(x)) * CHANNELS;
+    if CHANNELS == 1u {
+        return vec3<f32>(byte_at(base));
+    }
+    return vec3<f32>(byte_at(base), byte_at(base + 1u), byte_at(base + 2u));
+}
+
+// Bilinear sample at pixel-centre coordinates (x, y), in [0, 1]. Inside the
+// image the edge pixels are replicated (a crop never reaches further than
+// half a pixel past them); past that the image fades to black over one
+// pixel, so rotated corners are black and the sample stays a continuous
+// function of (x, y) (a hard cut would let rounding flip a pixel from image
+// to black between two implementations).
+fn sample(img: u32, x: f32, y: f32) -> vec3<f32> {
+    let w = f32(p.in_w);
+    let h = f32(p.in_h);
+    let cover = clamp(x + 1.5, 0.0, 1.0) * clamp(w + 0.5 - x, 0.0, 1.0)
+        * clamp(y + 1.5, 0.0, 1.0) * clamp(h + 0.5 - y, 0.0, 1.0);
+    if cover == 0.0 {
+        return vec3<f32>(0.0);
+    }
+    let fx = floor(x);
+    let fy = floor(y);
+    let ax = x - fx;
+    let ay = y - fy;
+    let last_x = i32(p.in_w) - 1;
+    let last_y = i32(p.in_h) - 1;
+    let x0 = clamp(i32(fx), 0, last_x);
+    let x1 = clamp(i32(fx) + 1, 0, last_x);
+    let y0 = clamp(i32(fy), 0, last_y);
+    let y1 = clamp(i32(fy) + 1, 0, last_y);
+    let top = texel(img, x0, y0) * (1.0 - ax) + texel(img, x1, y0) * ax;
+    let bottom = texel(img, x0, y1) * (1.0 - ax) + texel(img, x1, y1) * ax;
+    return (top * (1.0 - ay) + bottom * ay) * (cover / 255.0);
+}
+
+fn grey(c: vec3<f32>) -> f32 {
+    if CHANNELS == 1u {
+        return c.x;
+    }
+    return dot(c, LUMA);
+}
+
+// torchvision's _blend: ratio * a + (1 - ratio) * b, clamped to [0, 1].
+fn blend(a: vec3<f32>, b: vec3<f32>, ratio: f32) -> vec3<f32> {
+    return clamp(ratio * a + (1.0 - ratio) * b, vec3<f32>(0.0), vec3<f32>(1.0));
+}
+
+// torchvision's _rgb2hsv, hue shift, _hsv2rgb.
+fn shift_hue(c: vec3<f32>, shift: f32) -> vec3<f32> {
+    let maxc = max(c.x, max(c.y, c.z));
+    let minc = min(c.x, min(c.y, c.z));
+    let eqc = maxc == minc;
+    let cr = maxc - minc;
+    let s = cr / select(maxc, 1.0, eqc);
+    let crd = select(cr, 1.0, eqc);
+    let rc = (maxc - c.x) / crd;
+    let gc = (maxc - c.y) / crd;
+    let bc = (maxc - c.z) / crd;
+    var h: f32;
+    if maxc == c.x {
+        h = bc - gc;
+    } else if maxc == c.y {
+        h = 2.0 + rc - bc;
+    } else {
+        h = 4.0 + gc - rc;
+    }
+    h = h / 6.0 + 1.0;
+    h = h - floor(h);
+    h = h + shift;
+    h = h - floor(h);
+    let v = maxc;
+    let i6 = floor(h * 6.0);
+    let f = h * 6.0 - i6;
+    let pp = clamp(v * (1.0 - s), 0.0, 1.0);
+    let q = clamp(v * (1.0 - s * f), 0.0, 1.0);
+    let t = clamp(v * (1.0 - s * (1.0 - f)), 0.0, 1.0);
+    switch u32(i6) % 6u {
+        case 0u: { return vec3<f32>(v, t, pp); }
+        case 1u: { return vec3<f32>(q, v, pp); }
+        case 2u: { return vec3<f32>(pp, v, t); }
+        case 3u: { return vec3<f32>(pp, q, v); }
+        case 4u: { return vec3<f32>(t, pp, v); }
+        default: { return vec3<f32>(v, pp, q); }
+    }
+}
+
+// Jitter op `op` (see View.order). Saturation and hue leave grey images
+// alone, as in torchvision.
+fn adjust(op: u32, c: vec3<f32>, v: View, mean: f32) -> vec3<f32> {
+    switch op {
+        case 0u: {
+            if v.brightness != 1.0 {
+                return clamp(v.brightness * c, vec3<f32>(0.0), vec3<f32>(1.0));
+            }
+        }
+        case 1u: {
+            if v.contrast != 1.0 {
+                return blend(c, vec3<f32>(mean), v.contrast);
+            }
+        }
+        case 2u: {
+            if CHANNELS == 3u && v.saturation != 1.0 {
+                return blend(c, vec3<f32>(grey(c)), v.saturation);
+            }
+        }
+        default: {
+            if CHANNELS == 3u && v.hue != 0.0 {
+                return shift_hue(c, v.hue);
+            }
+        }
+    }
+    return c;
+}
+
+fn jitter_op(v: View, step: u32) -> u32 {
+    return (v.order >> (2u * step)) & 3u;
+}
+
+// Counter-based hash (PCG, Jarzynski & Olano 2020), as `pcg` in params.rs.
+fn pcg(x: u32) -> u32 {
+    let state = x * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+// A standard normal draw for element `index` of a view (Box-Muller), as
+// `gaussian` in params.rs.
+fn gaussian(key: u32, index: u32) -> f32 {
+    let h1 = pcg(key + pcg(2u * index));
+    let h2 = pcg(key + pcg(2u * index + 1u));
+    let u1 = (f32(h1 >> 8u) + 1.0) * (1.0 / 16777216.0);
+    let u2 = f32(h2 >> 8u) * (1.0 / 16777216.0);
+    return sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2);
+}
+
+// Solarise, add noise, normalise: channel `ch` of output pixel `i`.
+fn finish(v: View, i: u32, ch: u32, x: f32) -> f32 {
+    var y = x;
+    if v.solarize != 0u && y >= 0.5 {
+        y = 1.0 - y;
+    }
+    if v.noise_std > 0.0 {
+        y = y + v.noise_std * gaussian(v.noise_key, ch * p.out_h * p.out_w + i);
+    }
+    return (y - p.mean[ch]) / p.deviation[ch];
+}
+
+// Start of channel `ch` of (image, view) in `pre` / `tmp`.
+fn plane(img: u32, view: u32, ch: u32) -> u32 {
+    return ((view * p.batch + img) * CHANNELS + ch) * p.out_h * p.out_w;
+}
+
+fn put_out(view: u32, index: u32, x: f32) {
+    if view == 0u {
+        out0[index] = x;
+    } else {
+        out1[index] = x;
+    }
+}
+
+// Greyscale, then either stage for the blur or finish and write.
+fn emit(img: u32, view: u32, v: View, i: u32, c: vec3<f32>) {
+    var col = c;
+    if CHANNELS == 3u && v.gray != 0u {
+        col = vec3<f32>(grey(col));
+    }
+    let n = p.out_h * p.out_w;
+    for (var ch = 0u; ch < CHANNELS; ch++) {
+        if v.blur_radius > 0u {
+            pre[plane(img, view, ch) + i] = col[ch];
+        } else {
+            put_out(view, (img * CHANNELS + ch) * n + i, finish(v, i, ch, col[ch]));
+        }
+    }
+}
+
+fn load_pre(img: u32, view: u32, i: u32) -> vec3<f32> {
+    var c = vec3<f32>(0.0);
+    for (var ch = 0u; ch < CHANNELS; ch++) {
+        c[ch] = pre[plane(img, view, ch) + i];
+    }
+    return c;
+}
+
+fn load_tmp(img: u32, view: u32, i: u32) -> vec3<f32> {
+    var c = vec3<f32>(0.0);
+    for (var ch = 0u; ch < CHANNELS; ch++) {
+        c[ch] = tmp[plane(img, view, ch) + i];
+    }
+    return c;
+}
+
+@compute @workgroup_size(64)
+fn colour(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let img = wid.x;
+    let view = wid.y;
+    let v = views[img * 2u + view];
+    let n = p.out_h * p.out_w;
+    // The jitter steps before contrast run in the first loop; contrast and
+    // the steps after it wait for the mean grey level of the first loop's
+    // output (all steps run in the first loop when contrast is off).
+    var split = 4u;
+    if v.contrast != 1.0 {
+        for (var k = 0u; k < 4u; k++) {
+            if jitter_op(v, k) == 1u {
+                split = k;
+            }
+        }
+    }
+    var sum = 0.0;
+    for (var i = lid; i < n; i += WG) {
+        let px = f32(i % p.out_w) + 0.5;
+        let py = f32(i / p.out_w) + 0.5;
+        var c = sample(img, v.m00 * px + v.m01 * py + v.tx, v.m10 * px + v.m11 * py + v.ty);
+        for (var k = 0u; k < split; k++) {
+            c = adjust(jitter_op(v, k), c, v, 0.0);
+        }
+        if split < 4u {
+            sum += grey(c);
+            for (var ch = 0u; ch < CHANNELS; ch++) {
+                pre[plane(img, view, ch) + i] = c[ch];
+            }
+        } else {
+            emit(img, view, v, i, c);
+        }
+    }
+    partial[lid] = sum;
+    workgroupBarrier();
+    if split == 4u {
+        return;
+    }
+    var total = 0.0;
+    for (var j = 0u; j < WG; j++) {
+        total += partial[j];
+    }
+    let mean = total / f32(n);
+    for (var i = lid; i < n; i += WG) {
+        var c = load_pre(img, view, i);
+        for (var k = split; k < 4u; k++) {
+            c = adjust(jitter_op(v, k), c, v, mean);
+        }
+        emit(img, view, v, i, c);
+    }
+}
+
+// Mirror-reflects index i into [0, n) without repeating the edge, as
+// torchvision's reflect padding; the host keeps the radius below n.
+fn reflect(i: i32, n: i32) -> i32 {
+    var j = abs(i);
+    if j >= n {
+        j = 2 * n - 2 - j;
+    }
+    return j;
+}
+
+@compute @workgroup_size(64)
+fn blur_h(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let img = wid.x;
+    let view = wid.y;
+    let v = views[img * 2u + view];
+    let r = i32(v.blur_radius);
+    if r == 0 {
+        return;
+    }
+    let k2 = -0.5 / (v.blur_sigma * v.blur_sigma);
+    var norm = 0.0;
+    for (var k = -r; k <= r; k++) {
+        norm += exp(f32(k * k) * k2);
+    }
+    let w = i32(p.out_w);
+    for (var i = lid; i < p.out_h * p.out_w; i += WG) {
+        let x = i32(i % p.out_w);
+        let row = i - u32(x);
+        var acc = vec3<f32>(0.0);
+        for (var k = -r; k <= r; k++) {
+            acc += exp(f32(k * k) * k2) * load_pre(img, view, row + u32(reflect(x + k, w)));
+        }
+        let c = acc / norm;
+        for (var ch = 0u; ch < CHANNELS; ch++) {
+            tmp[plane(img, view, ch) + i] = c[ch];
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn blur_v(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let img = wid.x;
+    let view = wid.y;
+    let v = views[img * 2u + view];
+    let r = i32(v.blur_radius);
+    if r == 0 {
+        return;
+    }
+    let k2 = -0.5 / (v.blur_sigma * v.blur_sigma);
+    var norm = 0.0;
+    for (var k = -r; k <= r; k++) {
+        norm += exp(f32(k * k) * k2);
+    }
+    let n = p.out_h * p.out_w;
+    let h = i32(p.out_h);
+    for (var i = lid; i < n; i += WG) {
+        let x = i % p.out_w;
+        let y = i32(i / p.out_w);
+        var acc = vec3<f32>(0.0);
+        for (var k = -r; k <= r; k++) {
+            let j = u32(reflect(y + k, h)) * p.out_w + x;
+            acc += exp(f32(k * k) * k2) * load_tmp(img, view, j);
+        }
+        let c = acc / norm;
+        for (var ch = 0u; ch < CHANNELS; ch++) {
+            put_out(view, (img * CHANNELS + ch) * n + i, finish(v, i, ch, c[ch]));
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Host side of `shaders/augment/augment.wgsl`: the packed `u8` upload, the
+//! per-view parameter records and the three dispatches.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::config::AugmentConfig;
+use super::params::ViewParams;
+use super::{check, sample_params};
+use crate::data::Batch;
+use crate::error::Result;
+use crate::gpu::{Binding, Gpu, Kernel, PooledBuffer, Usage, dispatch};
+use crate::tensor::Tensor;
+
+const SOURCE: &str = include_str!("../../shaders/augment/augment.wgsl");
+const COLOUR: Kernel = Kernel::new("augment", SOURCE, "colour");
+const BLUR_H: Kernel = Kernel::new("augment", SOURCE, "blur_h");
+const BLUR_V: Kernel = Kernel::new("augment", SOURCE, "blur_v");
+
+/// A batch of `u8` images on the GPU, `B x H x W x C`, four bytes to a
+/// `u32` word: a quarter of the upload an f32 batch would need.
+pub struct U8Batch {
+    gpu: Gpu,
+    buf: PooledBuffer,
+    shape: [usize; 4],
+}
+
+impl std::fmt::Debug for U8Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "U8Batch{:?}", self.shape)
+    }
+}
+
+/// Copies `bytes` into a pooled storage buffer, padded to whole words.
+fn upload_bytes(gpu: &Gpu, what: &str, bytes: &[u8]) -> Result<PooledBuffer> {
+    let len = bytes.len().next_multiple_of(4) as u64;
+    gpu.check_binding(|| what.to_string(), len)?;
+    let buf = PooledBuffer::acquire(&gpu.inner, Usage::Storage, len.max(4), true);
+    // write_buffer wants whole words: the aligned prefix as is, the tail padded.
+    let aligned = bytes.len() / 4 * 4;
+    if aligned > 0 {
+        gpu.queue().write_buffer(buf.buffer(), 0, &bytes[..aligned]);
+    }
+    if aligned < bytes.len() {
+        let mut tail = [0u8; 4];
+        tail[..bytes.len() - aligned].copy_from_slice(&bytes[aligned..]);
+        gpu.queue()
+            .write_buffer(buf.buffer(), aligned as u64, &tail);
+    }
+    Ok(buf)
+}
+
+impl U8Batch {
+    /// Uploads `images`, `shape` = `[B, H, W, C]` bytes, images back to back.
+    pub fn upload(gpu: &Gpu, images: &[u8], shape: [usize; 4]) -> Result<U8Batch> {
+        let want = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if want != Some(images.len()) {
+            return Err(crate::Error::invalid(
+                "U8Batch::upload",
+                format!("shape {shape:?} but {} bytes", images.len()),
+            ));
+        }
+        let what = format!("a u8 batch of shape {shape:?}");
+        let buf = upload_bytes(gpu, &what, images)?;
+        Ok(U8Batch {
+            gpu: gpu.clone(),
+            buf,
+            shape,
+        })
+    }
+
+    /// Uploads a [`Loader`](crate::data::Loader)'s batch.
+    pub fn from_batch(gpu: &Gpu, batch: &Batch) -> Result<U8Batch> {
+        let shape = [batch.len(), batch.height, batch.width, batch.channels];
+        U8Batch::upload(gpu, &batch.images, shape)
+    }
+
+    /// `[B, H, W, C]`.
+    pub fn shape(&self) -> [usize; 4] {
+        self.shape
+    }
+
+    /// The device the batch lives on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+}
+
+/// Two views of every image of `batch`, with parameters drawn for training
+/// step `step` under `seed`.
+pub fn views(batch: &U8Batch, config: &AugmentConfig, seed: u64, step: u64) -> Result<[Tensor; 2]> {
+    let [b, h, w, _] = batch.shape;
+    config.validate()?;
+    views_with(batch, config, &sample_params(config, seed, step, b, (h, w)))
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    batch: u32,
+    in_h: u32,
+    in_w: u32,
+    out_h: u32,
+    out_w: u32,
+    _pad: [u32; 3],
+    mean: [f32; 4],
+    std: [f32; 4],
+}
+
+/// One view's record, as `View` in the shader.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct GpuView {
+    affine: [f32; 6],
+    brightness: f32,
+    contrast: f32,
+    saturation: f32,
+    hue: f32,
+    order: u32,
+    gray: u32,
+    blur_sigma: f32,
+    blur_radius: u32,
+    solarize: u32,
+    noise_std: f32,
+    noise_key: u32,
+    _pad: [u32; 3],
+}
+
+impl From<&ViewParams> for GpuView {
+    fn from(p: &ViewParams) -> GpuView {
+        let j = &p.jitter;
+        GpuView {
+            affine: p.affine,
+            brightness: j.brightness,
+            contrast: j.contrast,
+            saturation: j.saturation,
+            hue: j.hue,
+            order: (0..4).map(|k| (j.order[k] as u32) << (2 * k)).sum(),
+            gray: p.grayscale as u32,
+            blur_sigma: p.blur_sigma,
+            blur_radius: p.blur_radius,
+            solarize: p.solarize as u32,
+            noise_std: p.noise_std,
+            noise_key: p.noise_key,
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// Two views of every image of `batch` with explicit parameters,
+/// `params[image][view]` (from [`sample_params`] or made by hand).
+pub fn views_with(
+    batch: &U8Batch,
+    config: &AugmentConfig,
+    params: &[[ViewParams; 2]],
+) -> Result<[Tensor; 2]> {
+    let gpu = &batch.gpu;
+    let [b, h, w, c] = batch.shape;
+    check(b * h * w * c, batch.shape, config, params)?;
+    let (oh, ow) = config.output_size(h, w);
+    let (mean, std) = config.normalize.for_channels(c);
+    let p = Params {
+        batch: b as u32,
+        in_h: h as u32,
+        in_w: w as u32,
+        out_h: oh as u32,
+        out_w: ow as u32,
+        _pad: [0; 3],
+        mean: [mean[0], mean[1], mean[2], 0.0],
+        std: [std[0], std[1], std[2], 1.0],
+    };
+    let records: Vec<GpuView> = params.iter().flatten().map(GpuView::from).collect();
+    let records = upload_bytes(
+        gpu,
+        "augmentation parameters",
+        bytemuck::cast_slice(&records),
+    )?;
+    let records = || Binding {
+        slot: 2,
+        buffer: records.buffer(),
+        bytes: (b * 2 * size_of::<GpuView>()) as u64,
+    };
+    let src = Binding {
+        slot: 1,
+        buffer: batch.buf.buffer(),
+        bytes: (b * h * w * c).next_multiple_of(4) as u64,
+    };
+
+    let out = [
+        Tensor::uninit(gpu, &[b, c, oh, ow])?,
+        Tensor::uninit(gpu, &[b, c, oh, ow])?,
+    ];
+    // Staging only when some view waits for its contrast mean or its blur;
+    // otherwise a placeholder the kernels never touch fills the binding.
+    let staged = [2 * b, c, oh, ow];
+    let placeholder = [1];
+    let any_blur = params.iter().flatten().any(|p| p.blur_radius > 0);
+    let any_stage = any_blur || params.iter().flatten().any(|p| p.jitter.contrast != 1.0);
+    let pre = Tensor::uninit(gpu, if any_stage { &staged } else { &placeholder })?;
+    let constants = [("CHANNELS", c as f64)];
+    let groups = [b as u32, 2, 1];
+    dispatch(
+        gpu,
+        &COLOUR,
+        &constants,
+        &p,
+        &[
+            src,
+            records(),
+            out[0].binding(3),
+            out[1].binding(4),
+            pre.binding(5),
+        ],
+        groups,
+    )?;
+    if any_blur {
+        let tmp = Tensor::uninit(gpu, &staged)?;
+        dispatch(
+            gpu,
+            &BLUR_H,
+            &constants,
+            &p,
+            &[records(), pre.binding(5), tmp.binding(6)],
+            groups,
+        )?;
+        dispatch(
+            gpu,
+            &BLUR_V,
+            &constants,
+            &p,
+            &[
+                records(),
+                out[0].binding(3),
+                out[1].binding(4),
+                tmp.binding(6),
+            ],
+            groups,
+        )?;
+    }
+    Ok(out)
+}
