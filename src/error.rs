@@ -68,6 +68,14 @@ pub enum Error {
         found: Option<String>,
     },
 
+    /// A dataset could not be read.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+
+    /// A file could not be written or read.
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+
     /// Mapping a buffer for readback failed, or the device reported an error.
     #[error("device error: {0}")]
     Device(String),

@@ -184,6 +184,11 @@ impl Tape {
         self.leaf(t.clone(), false)
     }
 
+    /// True if `v` was recorded on this tape.
+    pub fn owns(&self, v: Var) -> bool {
+        v.tape == self.id && v.index() < self.values.len()
+    }
+
     fn check(&self, v: Var) -> Result<()> {
         if v.tape != self.id || v.index() >= self.values.len() {
             return Err(Error::invalid(

@@ -43,6 +43,17 @@ fn entries<'a>(parts: &[(&str, &'a dyn Module)]) -> Vec<(String, Entry<'a>)> {
 
 /// Writes `parts` (a prefix such as "encoder" and a module each) to `path`.
 pub fn save(path: &Path, parts: &[(&str, &dyn Module)]) -> Result<()> {
+    save_with(path, parts, &[], &[])
+}
+
+/// Like [`save`], with extra named tensors (optimiser state, say) and extra
+/// string metadata (the training configuration, the input preprocessing).
+pub fn save_with(
+    path: &Path,
+    parts: &[(&str, &dyn Module)],
+    extras: &[(String, Tensor)],
+    metadata: &[(String, String)],
+) -> Result<()> {
     let mut data: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, entry) in entries(parts) {
         data.push(match entry {
@@ -57,6 +68,10 @@ pub fn save(path: &Path, parts: &[(&str, &dyn Module)]) -> Result<()> {
             }
             Entry::Counter(c) => (name, Dtype::I64, vec![], c.get().to_le_bytes().to_vec()),
         });
+    }
+    for (name, t) in extras {
+        let bytes = bytemuck::cast_slice(&t.to_vec()?).to_vec();
+        data.push((name.clone(), Dtype::F32, t.shape().to_vec(), bytes));
     }
     let views = data
         .iter()
@@ -73,7 +88,7 @@ pub fn save(path: &Path, parts: &[(&str, &dyn Module)]) -> Result<()> {
             arch: m.arch(),
         })
         .collect();
-    let mut info = HashMap::new();
+    let mut info: HashMap<String, String> = metadata.iter().cloned().collect();
     info.insert("format".to_string(), "pt".to_string());
     info.insert(
         PARTS_KEY.to_string(),
@@ -83,6 +98,46 @@ pub fn save(path: &Path, parts: &[(&str, &dyn Module)]) -> Result<()> {
     let tmp = path.with_extension("safetensors.tmp");
     std::fs::write(&tmp, bytes).map_err(|e| fail(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| fail(path, e))
+}
+
+/// The string metadata of a checkpoint.
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    let bytes = read(path)?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+        fail(
+            path,
+            format!("not a valid safetensors file (truncated?): {e}"),
+        )
+    })?;
+    Ok(header.metadata().clone().unwrap_or_default())
+}
+
+/// Every f32 tensor of the checkpoint whose name starts with `prefix`,
+/// uploaded to `gpu`, in file order.
+pub fn load_tensors(gpu: &Gpu, path: &Path, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+    let bytes = read(path)?;
+    let file = parse(path, &bytes)?;
+    let mut out = Vec::new();
+    let mut names: Vec<String> = file
+        .names()
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    for name in names {
+        let view = file.tensor(&name).map_err(|e| fail(path, e))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(fail(path, format!("tensor '{name}' is {:?}, expected f32", view.dtype())));
+        }
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        out.push((name, Tensor::from_slice(gpu, &values, view.shape())?));
+    }
+    Ok(out)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

@@ -20,7 +20,7 @@ use std::cell::Cell;
 
 use serde::{Deserialize, Serialize};
 
-pub use checkpoint::{load, load_into, save};
+pub use checkpoint::{load, load_into, load_tensors, read_metadata, save, save_with};
 pub use convnet::ConvNet;
 pub use init::Init;
 pub use layers::{BatchNorm, Conv2d, Linear};
@@ -49,8 +49,13 @@ impl Param {
         self.var
     }
 
-    /// Registers the tensor on `tape` as a parameter for this step.
+    /// Registers the tensor on `tape` as a parameter for this step. A
+    /// second forward on the same tape (the other view of a pair) reuses the
+    /// same var, so the gradients of both forwards add up in one place.
     pub fn register(&mut self, tape: &mut Tape) -> Result<Var> {
+        if let Some(v) = self.var.filter(|&v| tape.owns(v)) {
+            return Ok(v);
+        }
         let v = tape.param(&self.tensor)?;
         self.var = Some(v);
         Ok(v)
