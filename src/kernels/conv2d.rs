@@ -211,6 +211,52 @@ fn gemm_groups(gpu: &Gpu, what: &str, rows: usize, cols: usize, z: usize) -> Res
     Ok(g.map(|d| d as u32))
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct PackParams {
+    rows: u32,
+    cols: u32,
+    cols16: u32,
+    taps: u32,
+    stride_r: u32,
+    stride_col: u32,
+    _pad: [u32; 2],
+}
+
+/// The weights `[o, c, kh, kw]` repacked for the GEMM kernels as
+/// `[kh * kw, o, c16]` (`for_input`: the input gradient's B) or
+/// `[kh * kw, c, o16]` (the forward's B), the 16-wide dimension zero-padded.
+fn pack_weights(w: &Tensor, g: &ConvGeometry, for_input: bool) -> Result<Tensor> {
+    let taps = g.kh * g.kw;
+    let (rows, cols, stride_r, stride_col) = if for_input {
+        (g.o, g.c, g.c * taps, taps)
+    } else {
+        (g.c, g.o, taps, g.c * taps)
+    };
+    let cols16 = cols.div_ceil(16) * 16;
+    let gpu = w.gpu();
+    let wp = Tensor::uninit(gpu, &[taps, rows, cols16])?;
+    let u = |v: usize| v as u32;
+    let params = PackParams {
+        rows: u(rows),
+        cols: u(cols),
+        cols16: u(cols16),
+        taps: u(taps),
+        stride_r: u(stride_r),
+        stride_col: u(stride_col),
+        _pad: [0; 2],
+    };
+    let kernel = Kernel::new(
+        "conv2d/pack_weights",
+        include_str!("../../shaders/conv2d/pack_weights.wgsl"),
+        "main",
+    );
+    let groups = gpu.grid((wp.numel() as u64).div_ceil(256))?;
+    let bindings = [w.binding(1), wp.binding(2)];
+    dispatch(gpu, &kernel, &[], &params, &bindings, groups)?;
+    Ok(wp)
+}
+
 /// `conv2d` with the default variant for its geometry.
 pub fn conv2d(
     x: &Tensor,
@@ -261,19 +307,21 @@ pub fn conv2d_with(
     if g.c == 0 {
         return Tensor::zeros(gpu, &g.output_shape());
     }
+    let constants = [("HAS_BIAS", bias.is_some() as u32 as f64)];
+    let (groups, wb) = match variant {
+        ConvVariant::Direct => (gpu.grid((out.numel() as u64).div_ceil(256))?, None),
+        ConvVariant::ImplicitGemm => (
+            gemm_groups(gpu, &format!("conv2d {g:?}"), g.n * g.oh * g.ow, g.o, 1)?,
+            Some(pack_weights(w, &g, false)?),
+        ),
+    };
+    let w = wb.as_ref().unwrap_or(w);
     let bindings = [
         x.binding(1),
         w.binding(2),
         bias.unwrap_or(w).binding(3),
         out.binding(4),
     ];
-    let constants = [("HAS_BIAS", bias.is_some() as u32 as f64)];
-    let groups = match variant {
-        ConvVariant::Direct => gpu.grid((out.numel() as u64).div_ceil(256))?,
-        ConvVariant::ImplicitGemm => {
-            gemm_groups(gpu, &format!("conv2d {g:?}"), g.n * g.oh * g.ow, g.o, 1)?
-        }
-    };
     dispatch(
         gpu,
         &variant.forward_kernel(),
@@ -316,28 +364,34 @@ pub fn conv2d_backward_input(
     if g.o == 0 {
         return Tensor::zeros(gpu, x_shape);
     }
-    let groups = match variant {
-        ConvVariant::Direct => gpu.grid((dx.numel() as u64).div_ceil(256))?,
-        ConvVariant::ImplicitGemm => gemm_groups(
-            gpu,
-            &format!("conv2d input gradient {g:?}"),
-            g.n * g.h * g.w,
-            g.c,
-            1,
-        )?,
-    };
-    let bindings: [Binding; 3] = [dy.binding(1), w.binding(2), dx.binding(3)];
     let kernel = variant.backward_kernel("input");
-    dispatch(gpu, &kernel, &[], &g.params(0), &bindings, groups)?;
+    match variant {
+        ConvVariant::Direct => {
+            let groups = gpu.grid((dx.numel() as u64).div_ceil(256))?;
+            let bindings: [Binding; 3] = [dy.binding(1), w.binding(2), dx.binding(3)];
+            dispatch(gpu, &kernel, &[], &g.params(0), &bindings, groups)?;
+        }
+        ConvVariant::ImplicitGemm => {
+            // One z slice per stride phase; the largest phase sets x.
+            let s = g.stride;
+            let rows = g.n * g.h.div_ceil(s) * g.w.div_ceil(s);
+            let what = format!("conv2d input gradient {g:?}");
+            let groups = gemm_groups(gpu, &what, rows, g.c, s * s)?;
+            let wp = pack_weights(w, &g, true)?;
+            let bindings: [Binding; 3] = [dy.binding(1), dx.binding(3), wp.binding(4)];
+            dispatch(gpu, &kernel, &[], &g.params(0), &bindings, groups)?;
+        }
+    }
     Ok(dx)
 }
 
 /// Images per partial sum of the GEMM weight gradient: enough partial sums
-/// that small layers still fill the device (about 16 workgroups), few enough
-/// that the partials stay small next to the gradient itself.
+/// that small layers still fill the device (about 64 workgroups, so that
+/// llvmpipe's threads balance), few enough that the partials stay small next
+/// to the work of the GEMM itself.
 fn weight_chunk(g: &ConvGeometry) -> usize {
     let blocks = (g.c * g.kh * g.kw).div_ceil(8 * 64) * g.o.div_ceil(16);
-    let splits = 16usize.div_ceil(blocks).clamp(1, g.n.max(1));
+    let splits = 64usize.div_ceil(blocks).clamp(1, g.n.max(1));
     g.n.div_ceil(splits).max(1)
 }
 
