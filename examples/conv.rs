@@ -3,10 +3,12 @@
 //!
 //!     cargo run --release --example conv            # batch 256 (128 for the ResNet stage)
 //!     cargo run --release --example conv -- 32      # another batch size
+//!     cargo run --release --example conv -- 256 implicit_gemm   # one variant
 //!
 //! Each figure is the median of several runs after a warm-up run: record the
 //! dispatches, submit, wait for the device. 1 multiply-add = 2 flops; the
-//! backward does twice the forward's work.
+//! input gradient (dx) and the weight gradient (dw) each do the forward's
+//! work, and `bwd` is both together.
 
 use std::time::{Duration, Instant};
 
@@ -44,10 +46,19 @@ fn main() -> darkmatter::Result<()> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(256);
+    let only: Vec<ConvVariant> = std::env::args()
+        .skip(2)
+        .filter_map(|s| ConvVariant::from_name(&s))
+        .collect();
+    let variants = if only.is_empty() {
+        ConvVariant::ALL.to_vec()
+    } else {
+        only
+    };
     let gpu = Gpu::new()?;
     println!("{}", gpu.describe());
-    println!("| shape (batch {batch}) | variant | fwd GFLOP/s | bwd GFLOP/s |");
-    println!("| --- | --- | --- | --- |");
+    println!("| shape (batch {batch}) | variant | fwd | dx | dw | bwd (dx + dw) |");
+    println!("| --- | --- | --- | --- | --- | --- |");
     for (name, cin, cout, size, stride) in SHAPES {
         // The ResNet stage does 16x the work per image of a ConvNet layer.
         let n = if name.starts_with("resnet") {
@@ -60,19 +71,24 @@ fn main() -> darkmatter::Result<()> {
         let g = ConvGeometry::new(x.shape(), w.shape(), stride, 1)?;
         let dy = Tensor::full(&gpu, &g.output_shape(), 0.1)?;
         let flops = 2.0 * g.macs() as f64;
-        for variant in ConvVariant::ALL {
+        for &variant in &variants {
             let fwd = time(&gpu, || {
                 conv2d_with(variant, &x, &w, None, stride, 1).unwrap();
             });
-            let bwd = time(&gpu, || {
+            let dx = time(&gpu, || {
                 conv2d_backward_input(variant, &dy, &w, x.shape(), stride, 1).unwrap();
+            });
+            let dw = time(&gpu, || {
                 conv2d_backward_weight(variant, &x, &dy, w.shape(), stride, 1).unwrap();
             });
+            let rate = |t: Duration| flops / t.as_secs_f64() / 1e9;
             println!(
-                "| {name} n={n} | {} | {:.2} | {:.2} |",
+                "| {name} n={n} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
                 variant.name(),
-                flops / fwd.as_secs_f64() / 1e9,
-                2.0 * flops / bwd.as_secs_f64() / 1e9,
+                rate(fwd),
+                rate(dx),
+                rate(dw),
+                2.0 * flops / (dx + dw).as_secs_f64() / 1e9,
             );
         }
     }

@@ -38,5 +38,5 @@ pub mod tensor;
 pub use autograd::{BatchNormState, Gradients, Op, Tape, Var};
 pub use error::{Error, Result};
 pub use gpu::{DeviceClass, Gpu, GpuOptions, PoolStats, Readback};
-pub use kernels::{ConvVariant, MatmulVariant};
+pub use kernels::{ConvPass, ConvVariant, MatmulVariant};
 pub use tensor::Tensor;

@@ -14,7 +14,7 @@ use darkmatter::kernels::conv2d::{
 };
 use layers::{Conv, dot, numeric_grad, to_f64};
 
-const SHAPES: [Conv; 5] = [
+const SHAPES: [Conv; 8] = [
     // The odd shape: batch 3, 5 channels, 9x7, stride 2, pad 1.
     Conv {
         n: 3,
@@ -68,6 +68,41 @@ const SHAPES: [Conv; 5] = [
         o: 4,
         k: 5,
         stride: 1,
+        pad: 1,
+    },
+    // Batch 1, channels that are multiples of neither 4 nor 16 on either
+    // side (two and three 16-wide blocks), 30 pixels: not a multiple of 8.
+    Conv {
+        n: 1,
+        c: 17,
+        h: 5,
+        w: 6,
+        o: 33,
+        k: 3,
+        stride: 1,
+        pad: 1,
+    },
+    // Stride 2 without padding: the input gradient's four stride phases
+    // have different sizes, and the last row and column reach no output.
+    Conv {
+        n: 2,
+        c: 4,
+        h: 8,
+        w: 7,
+        o: 5,
+        k: 3,
+        stride: 2,
+        pad: 0,
+    },
+    // An even kernel at stride 3: phases with one tap, phases with two.
+    Conv {
+        n: 1,
+        c: 3,
+        h: 10,
+        w: 9,
+        o: 2,
+        k: 4,
+        stride: 3,
         pad: 1,
     },
 ];

@@ -4,7 +4,7 @@
 
 use super::{Op, Tape, Var};
 use crate::error::{Error, Result};
-use crate::kernels::conv2d::{self as conv, ConvGeometry, ConvVariant};
+use crate::kernels::conv2d::{self as conv, ConvGeometry, ConvPass, ConvVariant};
 use crate::kernels::norm::{self, BatchStats};
 use crate::kernels::pool::{self, PoolWindow};
 use crate::kernels::{BinaryOp, UnaryOp, elementwise as ew};
@@ -22,7 +22,8 @@ pub struct BatchNormState<'a> {
 
 impl Tape {
     /// 2-D convolution (PyTorch's `conv2d`) with the default variant for its
-    /// geometry; `bias`, if given, is `[O]`.
+    /// geometry, chosen separately for the forward and for each gradient;
+    /// `bias`, if given, is `[O]`.
     pub fn conv2d(
         &mut self,
         x: Var,
@@ -31,9 +32,7 @@ impl Tape {
         stride: usize,
         padding: usize,
     ) -> Result<Var> {
-        let g = ConvGeometry::new(self.shape(x)?, self.shape(w)?, stride, padding)?;
-        let variant = ConvVariant::default_for(&self.gpu, &g);
-        self.conv2d_with(variant, x, w, bias, stride, padding)
+        self.conv2d_inner(None, x, w, bias, stride, padding)
     }
 
     /// [`Tape::conv2d`] with an explicit kernel variant (forward and backward).
@@ -46,9 +45,28 @@ impl Tape {
         stride: usize,
         padding: usize,
     ) -> Result<Var> {
+        self.conv2d_inner(Some(variant), x, w, bias, stride, padding)
+    }
+
+    fn conv2d_inner(
+        &mut self,
+        variant: Option<ConvVariant>,
+        x: Var,
+        w: Var,
+        bias: Option<Var>,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Var> {
         let (tx, tw) = (self.value(x)?.clone(), self.value(w)?.clone());
         let tb = bias.map(|b| self.value(b).cloned()).transpose()?;
-        let out = conv::conv2d_with(variant, &tx, &tw, tb.as_ref(), stride, padding)?;
+        let forward = match variant {
+            Some(v) => v,
+            None => {
+                let g = ConvGeometry::new(tx.shape(), tw.shape(), stride, padding)?;
+                ConvVariant::default_for(&self.gpu, &g, ConvPass::Forward)
+            }
+        };
+        let out = conv::conv2d_with(forward, &tx, &tw, tb.as_ref(), stride, padding)?;
         let mut inputs = vec![x, w];
         inputs.extend(bias);
         let op = Op::Conv2d {
@@ -163,11 +181,21 @@ pub(super) fn backward(
             variant,
         } => {
             let (x, w) = (&saved[0], &saved[1]);
+            let geometry = ConvGeometry::new(x_shape, w.shape(), stride, padding)?;
+            let pick = |pass| {
+                variant.unwrap_or_else(|| ConvVariant::default_for(x.gpu(), &geometry, pass))
+            };
             let dx = needs[0]
-                .then(|| conv::conv2d_backward_input(variant, g, w, x_shape, stride, padding))
+                .then(|| {
+                    let v = pick(ConvPass::InputGrad);
+                    conv::conv2d_backward_input(v, g, w, x_shape, stride, padding)
+                })
                 .transpose()?;
             let dw = needs[1]
-                .then(|| conv::conv2d_backward_weight(variant, x, g, w.shape(), stride, padding))
+                .then(|| {
+                    let v = pick(ConvPass::WeightGrad);
+                    conv::conv2d_backward_weight(v, x, g, w.shape(), stride, padding)
+                })
                 .transpose()?;
             let mut grads = vec![dx, dw];
             if needs.len() == 3 {

@@ -73,7 +73,9 @@ pub enum Op {
     Conv2d {
         stride: usize,
         padding: usize,
-        variant: ConvVariant,
+        /// `None`: the default variant of each pass (forward, input
+        /// gradient, weight gradient), chosen per pass.
+        variant: Option<ConvVariant>,
     },
     /// Inputs `[x]` or `[x, gamma, beta]`; saved `[x, mean, invstd]` (+ gamma).
     BatchNorm {

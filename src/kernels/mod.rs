@@ -12,7 +12,7 @@ pub mod pool;
 pub mod reduce;
 pub mod transpose;
 
-pub use conv2d::ConvVariant;
+pub use conv2d::{ConvPass, ConvVariant};
 pub use elementwise::{BinaryOp, UnaryOp};
 pub use matmul::MatmulVariant;
 pub mod loss_barlow;
