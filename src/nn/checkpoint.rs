@@ -128,7 +128,10 @@ pub fn load_tensors(gpu: &Gpu, path: &Path, prefix: &str) -> Result<Vec<(String,
     for name in names {
         let view = file.tensor(&name).map_err(|e| fail(path, e))?;
         if view.dtype() != Dtype::F32 {
-            return Err(fail(path, format!("tensor '{name}' is {:?}, expected f32", view.dtype())));
+            return Err(fail(
+                path,
+                format!("tensor '{name}' is {:?}, expected f32", view.dtype()),
+            ));
         }
         let values: Vec<f32> = view
             .data()
