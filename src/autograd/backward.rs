@@ -203,6 +203,7 @@ impl Tape {
                 | Op::AvgPool2d(_)
                 | Op::Gelu
                 | Op::Sigmoid => super::layers::backward(&op, &saved, &g, &needs, &shape_of(0))?,
+                Op::CrossEntropy => super::cross_entropy::backward(&saved, &g)?,
             };
             drop(saved);
             for ((v, gi), need) in inputs.iter().zip(input_grads).zip(needs) {

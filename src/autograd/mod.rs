@@ -8,6 +8,7 @@
 //! closures and no sorting: the tape prints as a list of its ops.
 
 mod backward;
+mod cross_entropy;
 mod layers;
 
 use std::fmt;
@@ -86,6 +87,8 @@ pub enum Op {
     AvgPool2d(PoolWindow),
     Gelu,
     Sigmoid,
+    /// Inputs `[logits]`; saved `[logits, labels, lse]`.
+    CrossEntropy,
 }
 
 /// One recorded operation.
