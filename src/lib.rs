@@ -27,6 +27,7 @@ pub mod autograd;
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod gpu;
 pub mod kernels;
 pub mod nn;

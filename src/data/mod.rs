@@ -40,7 +40,7 @@ mod error;
 mod folder;
 mod idx;
 mod loader;
-mod rng;
+pub(crate) mod rng;
 mod stream;
 mod synthetic;
 
