@@ -68,6 +68,10 @@ pub enum Error {
         found: Option<String>,
     },
 
+    /// A file could not be written (a plot, a log).
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+
     /// Mapping a buffer for readback failed, or the device reported an error.
     #[error("device error: {0}")]
     Device(String),

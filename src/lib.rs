@@ -33,6 +33,7 @@ pub mod kernels;
 pub mod nn;
 pub mod optim;
 pub mod tensor;
+pub mod train;
 
 pub use autograd::{BatchNormState, Gradients, Op, Tape, Var};
 pub use error::{Error, Result};
