@@ -28,12 +28,14 @@ pub mod autograd;
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod gpu;
 pub mod kernels;
 pub mod loss;
 pub mod nn;
 pub mod optim;
 pub mod tensor;
+pub mod train;
 
 pub use autograd::{BatchNormState, Gradients, Op, Tape, Var};
 pub use error::{Error, Result};

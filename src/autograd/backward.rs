@@ -207,6 +207,7 @@ impl Tape {
                 Op::Vicreg(cfg) => crate::loss::vicreg::backward(&cfg, &saved, &g)?,
                 Op::InfoNce(cfg) => crate::loss::infonce::backward(&cfg, &saved, &g)?,
                 Op::BarlowTwins(cfg) => crate::loss::barlow::backward(&cfg, &saved, &g)?,
+                Op::CrossEntropy => super::cross_entropy::backward(&saved, &g)?,
             };
             drop(saved);
             for ((v, gi), need) in inputs.iter().zip(input_grads).zip(needs) {

@@ -8,6 +8,7 @@
 //! closures and no sorting: the tape prints as a list of its ops.
 
 mod backward;
+mod cross_entropy;
 mod layers;
 
 use std::fmt;
@@ -97,6 +98,8 @@ pub enum Op {
     /// The fused Barlow Twins loss; saves the batch-normalised embeddings
     /// and the per-column stds.
     BarlowTwins(crate::loss::BarlowConfig),
+    /// Inputs `[logits]`; saved `[logits, labels, lse]`.
+    CrossEntropy,
 }
 
 /// One recorded operation.

@@ -5,7 +5,9 @@
 //! gradient; the [`Tape`](crate::Tape) wraps them for autodiff.
 
 pub mod conv2d;
+pub mod cross_entropy;
 pub mod elementwise;
+pub mod eval;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
