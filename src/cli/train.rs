@@ -39,6 +39,10 @@ pub struct TrainArgs {
     /// Weight decay (not applied to biases and norm parameters).
     #[arg(long)]
     pub weight_decay: Option<f32>,
+    /// LARS trust coefficient (eta): the step of a layer is lr * eta times
+    /// its weight norm over its update norm.
+    #[arg(long)]
+    pub trust_coefficient: Option<f32>,
     /// Linear warm-up length in epochs, then cosine decay.
     #[arg(long)]
     pub warmup_epochs: Option<f32>,
@@ -100,7 +104,7 @@ pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
         ($($field:ident <- $arg:ident),*) => { $(if let Some(v) = args.$arg.clone() { c.$field = v; })* };
     }
     set!(epochs <- epochs, batch_size <- batch_size, optimizer <- optimizer, base_lr <- lr,
-         weight_decay <- weight_decay, warmup_epochs <- warmup_epochs, augment <- augment, seed <- seed,
+         weight_decay <- weight_decay, trust_coefficient <- trust_coefficient, warmup_epochs <- warmup_epochs, augment <- augment, seed <- seed,
          synthetic_train <- synthetic_images, synthetic_size <- synthetic_size);
     if let Some(n) = args.eval_images {
         c.eval_train_images = n;

@@ -93,6 +93,8 @@ pub struct TrainConfig {
     /// The learning rate for a batch of 256; the run uses `lr * batch / 256`.
     pub base_lr: f32,
     pub weight_decay: f32,
+    /// LARS: the trust coefficient eta (update = lr * eta * |w| / |d| * d).
+    pub trust_coefficient: f32,
     /// Linear warm-up length, in epochs (fractions allowed).
     pub warmup_epochs: f32,
     /// An augmentation preset name.
@@ -137,6 +139,7 @@ impl TrainConfig {
             optimizer: optimizer.to_string(),
             base_lr,
             weight_decay,
+            trust_coefficient: 0.001,
             warmup_epochs: if synthetic { 0.5 } else { 1.0 },
             augment: augment.to_string(),
             seed: 0,

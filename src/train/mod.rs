@@ -107,7 +107,13 @@ impl Trainer {
         let normalize = features::normalize_for(&config.data, train.channels());
         let mut augment = AugmentConfig::preset(config.augment.parse::<Preset>()?);
         augment.normalize = normalize;
-        let rule = Rule::from_name(&config.optimizer)?;
+        let rule = match Rule::from_name(&config.optimizer)? {
+            Rule::Lars { momentum, .. } => Rule::Lars {
+                momentum,
+                eta: config.trust_coefficient,
+            },
+            other => other,
+        };
         Ok(Trainer {
             gpu: gpu.clone(),
             optimizer: Optimizer::new(rule, config.weight_decay),
