@@ -9,7 +9,7 @@
 //! one invocation per pixel).
 
 use super::config::AugmentConfig;
-use super::params::{JitterParams, ViewParams, gaussian};
+use super::params::{JitterParams, ViewParams, blur_weights, gaussian};
 use super::{check, luma};
 use crate::error::Result;
 
@@ -256,9 +256,7 @@ fn reflect(i: i32, n: i32) -> usize {
 /// shader's `blur_h` then `blur_v`.
 fn blur(pixels: &mut [Rgb], tmp: &mut Vec<Rgb>, (oh, ow): (usize, usize), p: &ViewParams) {
     let r = p.blur_radius as i32;
-    let k2 = -0.5 / (p.blur_sigma * p.blur_sigma);
-    let weight = |k: i32| ((k * k) as f32 * k2).exp();
-    let norm: f32 = (-r..=r).map(weight).sum();
+    let weights = blur_weights(p.blur_sigma, p.blur_radius);
     let pass = |from: &[Rgb], to: &mut [Rgb], horizontal: bool| {
         for (i, out) in to.iter_mut().enumerate() {
             let (x, y) = ((i % ow) as i32, (i / ow) as i32);
@@ -269,12 +267,12 @@ fn blur(pixels: &mut [Rgb], tmp: &mut Vec<Rgb>, (oh, ow): (usize, usize), p: &Vi
                 } else {
                     reflect(y + k, oh as i32) * ow + x as usize
                 };
-                let wk = weight(k);
+                let wk = weights[k.unsigned_abs() as usize];
                 for ch in 0..3 {
                     acc[ch] += wk * from[j][ch];
                 }
             }
-            *out = acc.map(|a| a / norm);
+            *out = acc;
         }
     };
     tmp.clear();

@@ -1,5 +1,5 @@
 //! GPU augmentation: two random views of every image of a `u8` batch, as
-//! normalised f32 `[B, C, H', W']` tensors, in three dispatches.
+//! normalised f32 `[B, C, H', W']` tensors, in one to four dispatches.
 //!
 //! ```no_run
 //! use darkmatter::Gpu;

@@ -21,8 +21,9 @@ use crate::data::rng::{CounterRng, permutation};
 const STREAM_TAG: u64 = 0x4155_474d_454e_5421; // "AUGMENT!"
 
 /// The largest blur radius, in output pixels: sigma 2 at 224 pixels needs 6,
-/// so 16 covers views up to about 600 pixels before the kernel is truncated.
-pub const MAX_BLUR_RADIUS: u32 = 16;
+/// so 15 covers views up to about 560 pixels before the kernel is truncated.
+/// Its 16 weights fill a view's GPU record to 128 bytes.
+pub const MAX_BLUR_RADIUS: u32 = 15;
 
 /// What the transforms draw from, one stream each.
 #[derive(Clone, Copy)]
@@ -248,6 +249,24 @@ fn affine(crop: [u32; 4], flip: bool, degrees: f32, (out_h, out_w): (usize, usiz
     ]
 }
 
+/// The normalised Gaussian weights of a blur, `w[k]` for the offsets `-k`
+/// and `+k`, `k <= radius` (zero beyond). Computed once per view on the
+/// host, for both implementations, rather than per pixel in the shader.
+pub fn blur_weights(sigma: f32, radius: u32) -> [f32; MAX_BLUR_RADIUS as usize + 1] {
+    let mut w = [0.0; MAX_BLUR_RADIUS as usize + 1];
+    if radius == 0 || sigma <= 0.0 {
+        w[0] = 1.0;
+        return w;
+    }
+    let r = radius.min(MAX_BLUR_RADIUS) as usize;
+    let g = |k: usize| (-((k * k) as f64) / (2.0 * (sigma as f64).powi(2))).exp();
+    let norm: f64 = g(0) + 2.0 * (1..=r).map(g).sum::<f64>();
+    for (k, wk) in w.iter_mut().enumerate().take(r + 1) {
+        *wk = (g(k) / norm) as f32;
+    }
+    w
+}
+
 /// PCG hash (Jarzynski & Olano, "Hash Functions for GPU Rendering", 2020),
 /// as `pcg` in the shader.
 pub fn pcg(x: u32) -> u32 {
@@ -278,6 +297,15 @@ mod tests {
         let f = affine([0, 0, 8, 6], true, 0.0, (3, 4));
         // Flipped, output pixel 0 covers source pixels 6 and 7: centre 6.5.
         assert_eq!(f[0] * 0.5 + f[4], 6.5);
+    }
+
+    #[test]
+    fn blur_weights_sum_to_one_and_fall_off() {
+        let w = blur_weights(1.0, 3);
+        let total = w[0] + 2.0 * (w[1] + w[2] + w[3]);
+        assert!((total - 1.0).abs() < 1e-6);
+        assert!(w[0] > w[1] && w[1] > w[2] && w[2] > w[3] && w[4] == 0.0);
+        assert_eq!(blur_weights(0.0, 0)[..2], [1.0, 0.0]);
     }
 
     #[test]
