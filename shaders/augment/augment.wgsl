@@ -13,13 +13,13 @@
 // solarisation, additive Gaussian noise, normalisation.
 //
 // One workgroup per (image, view): workgroup_id = (image, view, 0). Each
-// invocation computes all channels of every 64th pixel of the view.
+// invocation computes all channels of every WG-th pixel of the view.
 //   colour    samples and colours the view. Views without contrast or blur
 //             are finished here and written to out0 / out1.
 //   contrast  contrast blends every pixel with the view's mean grey level, a
 //             reduction over the view: `colour` stops before contrast,
 //             leaves [0, 1] pixels in `pre` and one partial sum per
-//             invocation in `partials`; this pass adds the 64 partials and
+//             invocation in `partials`; this pass adds the WG partials and
 //             runs the rest of the jitter.
 //   blur_h    horizontal Gaussian pass, pre -> tmp, blurred views only.
 //   blur_v    vertical Gaussian pass, tmp -> finish -> out0 / out1.
@@ -32,7 +32,11 @@
 // workgroup, and the branches on pixel values are selects.
 
 override CHANNELS: u32 = 3u;
-const WG: u32 = 64u;
+// Invocations per workgroup, set by the host per device class: 64 on GPUs;
+// 16 on CPU drivers, where every invocation pays to load its view's record
+// and the contrast partials, and fewer invocations per view amortise that
+// over more pixels each (1.3x on lavapipe against 64).
+override WG: u32 = 64u;
 const LUMA = vec3<f32>(0.299, 0.587, 0.114);
 
 struct Params {
@@ -72,6 +76,8 @@ struct View {
     noise_std: f32,
     noise_key: u32,
     // Normalised Gaussian weights for offsets -k and +k, k <= blur_radius.
+    // The blur passes read them from storage: a dynamic index into a copy
+    // of the record would go through per-lane private memory.
     blur_weights: array<f32, 16>,
 }
 
@@ -81,10 +87,10 @@ struct View {
 @group(0) @binding(2) var<storage, read> views: array<View>;
 @group(0) @binding(3) var<storage, read_write> out0: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out1: array<f32>;
-// [2, B, C, out_h, out_w] staging: pixels waiting for the contrast mean or
-// for the blur.
-@group(0) @binding(5) var<storage, read_write> pre: array<f32>;
-@group(0) @binding(6) var<storage, read_write> tmp: array<f32>;
+// [2, B, out_h, out_w] staging, one vec4 per pixel (all channels in one
+// load): pixels waiting for the contrast mean or for the blur.
+@group(0) @binding(5) var<storage, read_write> pre: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> tmp: array<vec4<f32>>;
 // [B, 2, WG] partial sums of grey levels, for the contrast mean.
 @group(0) @binding(7) var<storage, read_write> partials: array<f32>;
 
@@ -255,8 +261,9 @@ fn gaussian(key: u32, index: u32) -> f32 {
     return sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2);
 }
 
-// Solarise, add noise, normalise: channel `ch` of output pixel `i`.
-fn finish(v: View, i: u32, ch: u32, x: f32) -> f32 {
+// Solarise, add noise, normalise: channel `ch` of output pixel `i`, whose
+// normalisation is (mean, deviation).
+fn finish(v: View, i: u32, ch: u32, x: f32, mean: f32, deviation: f32) -> f32 {
     var y = x;
     if v.solarize != 0u && y >= 0.5 {
         y = 1.0 - y;
@@ -264,7 +271,7 @@ fn finish(v: View, i: u32, ch: u32, x: f32) -> f32 {
     if v.noise_std > 0.0 {
         y = y + v.noise_std * gaussian(v.noise_key, ch * p.out_h * p.out_w + i);
     }
-    return (y - p.mean[ch]) / p.deviation[ch];
+    return (y - mean) / deviation;
 }
 
 // Pixels lid, lid + WG, lid + 2 WG, ... of a view, as index and
@@ -280,15 +287,15 @@ fn walk(lid: u32) -> Walk {
     return Walk(lid, lid % p.out_w, lid / p.out_w);
 }
 
-fn step(w: Walk) -> Walk {
+fn advance(w: Walk) -> Walk {
     let x = w.x + WG % p.out_w;
     let wrap = x >= p.out_w;
     return Walk(w.i + WG, select(x, x - p.out_w, wrap), w.y + WG / p.out_w + u32(wrap));
 }
 
-// Start of channel `ch` of (image, view) in `pre` / `tmp`.
-fn plane(img: u32, view: u32, ch: u32) -> u32 {
-    return ((view * p.batch + img) * CHANNELS + ch) * p.out_h * p.out_w;
+// Pixel `i` of (image, view) in `pre` / `tmp`.
+fn staged(img: u32, view: u32, i: u32) -> u32 {
+    return (view * p.batch + img) * p.out_h * p.out_w + i;
 }
 
 fn put_out(view: u32, index: u32, x: f32) {
@@ -299,36 +306,30 @@ fn put_out(view: u32, index: u32, x: f32) {
     }
 }
 
+// Finishes output pixel `i` of (image, view) and writes its channels,
+// spelled out rather than picked by a loop index so that no vector needs
+// dynamic indexing.
+fn write_out(img: u32, view: u32, v: View, i: u32, c: vec3<f32>) {
+    let n = p.out_h * p.out_w;
+    let base = img * CHANNELS * n + i;
+    put_out(view, base, finish(v, i, 0u, c.x, p.mean.x, p.deviation.x));
+    if CHANNELS == 3u {
+        put_out(view, base + n, finish(v, i, 1u, c.y, p.mean.y, p.deviation.y));
+        put_out(view, base + 2u * n, finish(v, i, 2u, c.z, p.mean.z, p.deviation.z));
+    }
+}
+
 // Greyscale, then either stage for the blur or finish and write.
 fn emit(img: u32, view: u32, v: View, i: u32, c: vec3<f32>) {
     var col = c;
     if CHANNELS == 3u && v.gray != 0u {
         col = vec3<f32>(grey(col));
     }
-    let n = p.out_h * p.out_w;
-    for (var ch = 0u; ch < CHANNELS; ch++) {
-        if v.blur_radius > 0u {
-            pre[plane(img, view, ch) + i] = col[ch];
-        } else {
-            put_out(view, (img * CHANNELS + ch) * n + i, finish(v, i, ch, col[ch]));
-        }
+    if v.blur_radius > 0u {
+        pre[staged(img, view, i)] = vec4<f32>(col, 0.0);
+    } else {
+        write_out(img, view, v, i, col);
     }
-}
-
-fn load_pre(img: u32, view: u32, i: u32) -> vec3<f32> {
-    var c = vec3<f32>(0.0);
-    for (var ch = 0u; ch < CHANNELS; ch++) {
-        c[ch] = pre[plane(img, view, ch) + i];
-    }
-    return c;
-}
-
-fn load_tmp(img: u32, view: u32, i: u32) -> vec3<f32> {
-    var c = vec3<f32>(0.0);
-    for (var ch = 0u; ch < CHANNELS; ch++) {
-        c[ch] = tmp[plane(img, view, ch) + i];
-    }
-    return c;
 }
 
 // The jitter step at which contrast runs, or 4 when contrast is off.
@@ -344,7 +345,7 @@ fn contrast_step(v: View) -> u32 {
     return step;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn colour(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
@@ -355,7 +356,7 @@ fn colour(
     let n = p.out_h * p.out_w;
     let split = contrast_step(v);
     var sum = 0.0;
-    for (var w = walk(lid); w.i < n; w = step(w)) {
+    for (var w = walk(lid); w.i < n; w = advance(w)) {
         let i = w.i;
         let px = f32(w.x) + 0.5;
         let py = f32(w.y) + 0.5;
@@ -365,9 +366,7 @@ fn colour(
         }
         if split < 4u {
             sum += grey(c);
-            for (var ch = 0u; ch < CHANNELS; ch++) {
-                pre[plane(img, view, ch) + i] = c[ch];
-            }
+            pre[staged(img, view, i)] = vec4<f32>(c, 0.0);
         } else {
             emit(img, view, v, i, c);
         }
@@ -377,7 +376,7 @@ fn colour(
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn contrast(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
@@ -396,7 +395,7 @@ fn contrast(
     }
     let mean = total / f32(n);
     for (var i = lid; i < n; i += WG) {
-        var c = load_pre(img, view, i);
+        var c = pre[staged(img, view, i)].xyz;
         for (var k = split; k < 4u; k++) {
             c = adjust(jitter_op(v, k), c, v, mean);
         }
@@ -414,58 +413,55 @@ fn reflect(i: i32, n: i32) -> i32 {
     return j;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn blur_h(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
     let img = wid.x;
     let view = wid.y;
-    let v = views[img * 2u + view];
-    let r = i32(v.blur_radius);
+    let record = img * 2u + view;
+    let r = i32(views[record].blur_radius);
     if r == 0 {
         return;
     }
     let width = i32(p.out_w);
-    for (var w = walk(lid); w.i < p.out_h * p.out_w; w = step(w)) {
+    for (var w = walk(lid); w.i < p.out_h * p.out_w; w = advance(w)) {
         let i = w.i;
         let x = i32(w.x);
         let row = i - w.x;
         var acc = vec3<f32>(0.0);
         for (var k = -r; k <= r; k++) {
-            acc += v.blur_weights[abs(k)] * load_pre(img, view, row + u32(reflect(x + k, width)));
+            acc += views[record].blur_weights[abs(k)] * pre[staged(img, view, row + u32(reflect(x + k, width)))].xyz;
         }
-        for (var ch = 0u; ch < CHANNELS; ch++) {
-            tmp[plane(img, view, ch) + i] = acc[ch];
-        }
+        tmp[staged(img, view, i)] = vec4<f32>(acc, 0.0);
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn blur_v(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
     let img = wid.x;
     let view = wid.y;
-    let v = views[img * 2u + view];
-    let r = i32(v.blur_radius);
+    let record = img * 2u + view;
+    let r = i32(views[record].blur_radius);
     if r == 0 {
         return;
     }
+    let v = views[record];
     let n = p.out_h * p.out_w;
     let h = i32(p.out_h);
-    for (var w = walk(lid); w.i < n; w = step(w)) {
+    for (var w = walk(lid); w.i < n; w = advance(w)) {
         let i = w.i;
         let x = w.x;
         let y = i32(w.y);
         var acc = vec3<f32>(0.0);
         for (var k = -r; k <= r; k++) {
             let j = u32(reflect(y + k, h)) * p.out_w + x;
-            acc += v.blur_weights[abs(k)] * load_tmp(img, view, j);
+            acc += views[record].blur_weights[abs(k)] * tmp[staged(img, view, j)].xyz;
         }
-        for (var ch = 0u; ch < CHANNELS; ch++) {
-            put_out(view, (img * CHANNELS + ch) * n + i, finish(v, i, ch, acc[ch]));
-        }
+        write_out(img, view, v, i, acc);
     }
 }

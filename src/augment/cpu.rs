@@ -15,9 +15,6 @@ use crate::error::Result;
 
 type Rgb = [f32; 3];
 
-/// The shader's workgroup size: the contrast mean is summed in its order.
-const WG: usize = 64;
-
 /// Both views of every image of a batch of `shape` = `[B, H, W, C]` bytes,
 /// as `B x C x H' x W'` f32 arrays (NCHW), with `params[image][view]`.
 pub fn views(
@@ -210,7 +207,7 @@ fn one_view(
     let [m00, m01, m10, m11, tx, ty] = p.affine;
     let pixels = &mut scratch.pixels;
     pixels.clear();
-    let mut partial = [0.0f32; WG];
+    let mut sum = 0.0f32;
     for i in 0..n {
         let px = (i % ow) as f32 + 0.5;
         let py = (i / ow) as f32 + 0.5;
@@ -219,12 +216,12 @@ fn one_view(
             col = adjust(op, col, j, 0.0, c);
         }
         if split < 4 {
-            partial[i % WG] += grey(col, c);
+            sum += grey(col, c);
         }
         pixels.push(col);
     }
     if split < 4 {
-        let mean = partial.iter().sum::<f32>() / n as f32;
+        let mean = sum / n as f32;
         for col in pixels.iter_mut() {
             for &op in &j.order[split..] {
                 *col = adjust(op, *col, j, mean, c);

@@ -8,7 +8,7 @@ use super::params::{MAX_BLUR_RADIUS, ViewParams, blur_weights};
 use super::{check, sample_params};
 use crate::data::Batch;
 use crate::error::Result;
-use crate::gpu::{Binding, Gpu, Kernel, PooledBuffer, Usage, dispatch};
+use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, PooledBuffer, Usage, dispatch};
 use crate::tensor::Tensor;
 
 const SOURCE: &str = include_str!("../../shaders/augment/augment.wgsl");
@@ -29,9 +29,6 @@ const COLOUR: Kernel = trusted("colour");
 const CONTRAST: Kernel = trusted("contrast");
 const BLUR_H: Kernel = trusted("blur_h");
 const BLUR_V: Kernel = trusted("blur_v");
-
-/// The shader's workgroup size: one partial sum per invocation.
-const WG: usize = 64;
 
 /// A batch of `u8` images on the GPU, `B x H x W x C`, four bytes to a
 /// `u32` word: a quarter of the upload an f32 batch would need.
@@ -211,15 +208,21 @@ pub fn views_with(
         Tensor::uninit(gpu, &[b, c, oh, ow])?,
     ];
     // Staging only when some view waits for its contrast mean or its blur;
-    // otherwise a placeholder the kernels never touch fills the binding.
+    // otherwise a placeholder the kernels never touch fills the binding (one
+    // vec4: the smallest binding a vec4 array accepts).
     let any_blur = params.iter().flatten().any(|p| p.blur_radius > 0);
     let any_contrast = params.iter().flatten().any(|p| p.jitter.contrast != 1.0);
     let scratch =
-        |needed: bool, shape: &[usize]| Tensor::uninit(gpu, if needed { shape } else { &[1] });
-    let staged = [2 * b, c, oh, ow];
+        |needed: bool, shape: &[usize]| Tensor::uninit(gpu, if needed { shape } else { &[4] });
+    let staged = [2 * b, oh, ow, 4];
     let pre = scratch(any_blur || any_contrast, &staged)?;
-    let partials = scratch(any_contrast, &[b, 2, WG])?;
-    let constants = [("CHANNELS", c as f64)];
+    // See the shader's WG.
+    let wg = match gpu.class() {
+        DeviceClass::Cpu => 16,
+        DeviceClass::Gpu => 64,
+    };
+    let partials = scratch(any_contrast, &[b, 2, wg])?;
+    let constants = [("CHANNELS", c as f64), ("WG", wg as f64)];
     let groups = [b as u32, 2, 1];
     dispatch(
         gpu,
