@@ -75,10 +75,13 @@ struct View {
     solarize: u32,
     noise_std: f32,
     noise_key: u32,
-    // Normalised Gaussian weights for offsets -k and +k, k <= blur_radius.
-    // The blur passes read them from storage: a dynamic index into a copy
-    // of the record would go through per-lane private memory.
-    blur_weights: array<f32, 16>,
+    // Gaussian weights by recurrence (see `BlurKernel` in params.rs):
+    // w(0) = blur_first, w(k + 1) = w(k) b(k), b(0) = blur_step,
+    // b(k + 1) = b(k) blur_ratio.
+    blur_first: f32,
+    blur_step: f32,
+    blur_ratio: f32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -87,10 +90,10 @@ struct View {
 @group(0) @binding(2) var<storage, read> views: array<View>;
 @group(0) @binding(3) var<storage, read_write> out0: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out1: array<f32>;
-// [2, B, out_h, out_w] staging, one vec4 per pixel (all channels in one
-// load): pixels waiting for the contrast mean or for the blur.
-@group(0) @binding(5) var<storage, read_write> pre: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read_write> tmp: array<vec4<f32>>;
+// [2, B, C, out_h, out_w] staging: pixels waiting for the contrast mean or
+// for the blur. Planar, so a grey pixel is one load, not four.
+@group(0) @binding(5) var<storage, read_write> pre: array<f32>;
+@group(0) @binding(6) var<storage, read_write> tmp: array<f32>;
 // [B, 2, WG] partial sums of grey levels, for the contrast mean.
 @group(0) @binding(7) var<storage, read_write> partials: array<f32>;
 
@@ -275,8 +278,8 @@ fn finish(v: View, i: u32, ch: u32, x: f32, mean: f32, deviation: f32) -> f32 {
 }
 
 // Pixels lid, lid + WG, lid + 2 WG, ... of a view, as index and
-// coordinates, stepped without a division per pixel: CPU drivers scalarise
-// integer division, and two per pixel cost more than the bilinear sample.
+// coordinates, stepped without a division per pixel (CPU drivers scalarise
+// integer division).
 struct Walk {
     i: u32,
     x: u32,
@@ -293,9 +296,44 @@ fn advance(w: Walk) -> Walk {
     return Walk(w.i + WG, select(x, x - p.out_w, wrap), w.y + WG / p.out_w + u32(wrap));
 }
 
-// Pixel `i` of (image, view) in `pre` / `tmp`.
+// Channel 0 of pixel `i` of (image, view) in `pre` / `tmp`; channel c is
+// c planes further.
 fn staged(img: u32, view: u32, i: u32) -> u32 {
-    return (view * p.batch + img) * p.out_h * p.out_w + i;
+    return (view * p.batch + img) * CHANNELS * p.out_h * p.out_w + i;
+}
+
+fn store_pre(j: u32, c: vec3<f32>) {
+    let n = p.out_h * p.out_w;
+    pre[j] = c.x;
+    if CHANNELS == 3u {
+        pre[j + n] = c.y;
+        pre[j + 2u * n] = c.z;
+    }
+}
+
+fn load_pre(j: u32) -> vec3<f32> {
+    let n = p.out_h * p.out_w;
+    if CHANNELS == 1u {
+        return vec3<f32>(pre[j]);
+    }
+    return vec3<f32>(pre[j], pre[j + n], pre[j + 2u * n]);
+}
+
+fn store_tmp(j: u32, c: vec3<f32>) {
+    let n = p.out_h * p.out_w;
+    tmp[j] = c.x;
+    if CHANNELS == 3u {
+        tmp[j + n] = c.y;
+        tmp[j + 2u * n] = c.z;
+    }
+}
+
+fn load_tmp(j: u32) -> vec3<f32> {
+    let n = p.out_h * p.out_w;
+    if CHANNELS == 1u {
+        return vec3<f32>(tmp[j]);
+    }
+    return vec3<f32>(tmp[j], tmp[j + n], tmp[j + 2u * n]);
 }
 
 fn put_out(view: u32, index: u32, x: f32) {
@@ -326,7 +364,7 @@ fn emit(img: u32, view: u32, v: View, i: u32, c: vec3<f32>) {
         col = vec3<f32>(grey(col));
     }
     if v.blur_radius > 0u {
-        pre[staged(img, view, i)] = vec4<f32>(col, 0.0);
+        store_pre(staged(img, view, i), col);
     } else {
         write_out(img, view, v, i, col);
     }
@@ -366,7 +404,7 @@ fn colour(
         }
         if split < 4u {
             sum += grey(c);
-            pre[staged(img, view, i)] = vec4<f32>(c, 0.0);
+            store_pre(staged(img, view, i), c);
         } else {
             emit(img, view, v, i, c);
         }
@@ -395,7 +433,7 @@ fn contrast(
     }
     let mean = total / f32(n);
     for (var i = lid; i < n; i += WG) {
-        var c = pre[staged(img, view, i)].xyz;
+        var c = load_pre(staged(img, view, i));
         for (var k = split; k < 4u; k++) {
             c = adjust(jitter_op(v, k), c, v, mean);
         }
@@ -405,7 +443,7 @@ fn contrast(
 
 // Mirror-reflects index i into [0, n) without repeating the edge, as
 // torchvision's reflect padding; the host keeps the radius below n.
-fn reflect(i: i32, n: i32) -> i32 {
+fn mirror(i: i32, n: i32) -> i32 {
     var j = abs(i);
     if j >= n {
         j = 2 * n - 2 - j;
@@ -420,21 +458,27 @@ fn blur_h(
 ) {
     let img = wid.x;
     let view = wid.y;
-    let record = img * 2u + view;
-    let r = i32(views[record].blur_radius);
+    let v = views[img * 2u + view];
+    let r = i32(v.blur_radius);
     if r == 0 {
         return;
     }
     let width = i32(p.out_w);
+    let first = staged(img, view, 0u);
     for (var w = walk(lid); w.i < p.out_h * p.out_w; w = advance(w)) {
-        let i = w.i;
         let x = i32(w.x);
-        let row = i - w.x;
-        var acc = vec3<f32>(0.0);
-        for (var k = -r; k <= r; k++) {
-            acc += views[record].blur_weights[abs(k)] * pre[staged(img, view, row + u32(reflect(x + k, width)))].xyz;
+        let row = first + w.i - w.x;
+        var acc = v.blur_first * load_pre(first + w.i);
+        var weight = v.blur_first;
+        var step = v.blur_step;
+        for (var k = 1; k <= r; k++) {
+            weight *= step;
+            step *= v.blur_ratio;
+            let left = load_pre(row + u32(mirror(x - k, width)));
+            let right = load_pre(row + u32(mirror(x + k, width)));
+            acc += weight * (left + right);
         }
-        tmp[staged(img, view, i)] = vec4<f32>(acc, 0.0);
+        store_tmp(first + w.i, acc);
     }
 }
 
@@ -445,23 +489,25 @@ fn blur_v(
 ) {
     let img = wid.x;
     let view = wid.y;
-    let record = img * 2u + view;
-    let r = i32(views[record].blur_radius);
+    let v = views[img * 2u + view];
+    let r = i32(v.blur_radius);
     if r == 0 {
         return;
     }
-    let v = views[record];
-    let n = p.out_h * p.out_w;
-    let h = i32(p.out_h);
-    for (var w = walk(lid); w.i < n; w = advance(w)) {
-        let i = w.i;
-        let x = w.x;
+    let height = i32(p.out_h);
+    let first = staged(img, view, 0u);
+    for (var w = walk(lid); w.i < p.out_h * p.out_w; w = advance(w)) {
         let y = i32(w.y);
-        var acc = vec3<f32>(0.0);
-        for (var k = -r; k <= r; k++) {
-            let j = u32(reflect(y + k, h)) * p.out_w + x;
-            acc += views[record].blur_weights[abs(k)] * tmp[staged(img, view, j)].xyz;
+        var acc = v.blur_first * load_tmp(first + w.i);
+        var weight = v.blur_first;
+        var step = v.blur_step;
+        for (var k = 1; k <= r; k++) {
+            weight *= step;
+            step *= v.blur_ratio;
+            let up = load_tmp(first + u32(mirror(y - k, height)) * p.out_w + w.x);
+            let down = load_tmp(first + u32(mirror(y + k, height)) * p.out_w + w.x);
+            acc += weight * (up + down);
         }
-        write_out(img, view, v, i, acc);
+        write_out(img, view, v, w.i, acc);
     }
 }

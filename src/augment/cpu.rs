@@ -9,7 +9,7 @@
 //! one invocation per pixel).
 
 use super::config::AugmentConfig;
-use super::params::{JitterParams, ViewParams, blur_weights, gaussian};
+use super::params::{BlurKernel, JitterParams, ViewParams, gaussian};
 use super::{check, luma};
 use crate::error::Result;
 
@@ -244,29 +244,34 @@ fn one_view(
 }
 
 /// Mirror-reflects `i` into `[0, n)` without repeating the edge.
-fn reflect(i: i32, n: i32) -> usize {
+fn mirror(i: i32, n: i32) -> usize {
     let j = i.abs();
     (if j >= n { 2 * n - 2 - j } else { j }) as usize
 }
 
 /// Separable Gaussian blur of `pixels` in place (through `tmp`), the
-/// shader's `blur_h` then `blur_v`.
+/// shader's `blur_h` then `blur_v`, with the same weight recurrence.
 fn blur(pixels: &mut [Rgb], tmp: &mut Vec<Rgb>, (oh, ow): (usize, usize), p: &ViewParams) {
     let r = p.blur_radius as i32;
-    let weights = blur_weights(p.blur_sigma, p.blur_radius);
+    let kernel = BlurKernel::new(p.blur_sigma, p.blur_radius);
     let pass = |from: &[Rgb], to: &mut [Rgb], horizontal: bool| {
         for (i, out) in to.iter_mut().enumerate() {
             let (x, y) = ((i % ow) as i32, (i / ow) as i32);
-            let mut acc = [0.0f32; 3];
-            for k in -r..=r {
-                let j = if horizontal {
-                    (i - x as usize) + reflect(x + k, ow as i32)
+            let at = |k: i32| {
+                if horizontal {
+                    from[i - x as usize + mirror(x + k, ow as i32)]
                 } else {
-                    reflect(y + k, oh as i32) * ow + x as usize
-                };
-                let wk = weights[k.unsigned_abs() as usize];
+                    from[mirror(y + k, oh as i32) * ow + x as usize]
+                }
+            };
+            let mut acc = from[i].map(|v| kernel.first * v);
+            let (mut weight, mut step) = (kernel.first, kernel.step);
+            for k in 1..=r {
+                weight *= step;
+                step *= kernel.ratio;
+                let (a, b) = (at(-k), at(k));
                 for ch in 0..3 {
-                    acc[ch] += wk * from[j][ch];
+                    acc[ch] += weight * (a[ch] + b[ch]);
                 }
             }
             *out = acc;

@@ -4,7 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::config::AugmentConfig;
-use super::params::{MAX_BLUR_RADIUS, ViewParams, blur_weights};
+use super::params::{BlurKernel, ViewParams};
 use super::{check, sample_params};
 use crate::data::Batch;
 use crate::error::Result;
@@ -144,12 +144,16 @@ struct GpuView {
     solarize: u32,
     noise_std: f32,
     noise_key: u32,
-    blur_weights: [f32; MAX_BLUR_RADIUS as usize + 1],
+    blur_first: f32,
+    blur_step: f32,
+    blur_ratio: f32,
+    _pad: u32,
 }
 
 impl From<&ViewParams> for GpuView {
     fn from(p: &ViewParams) -> GpuView {
         let j = &p.jitter;
+        let blur = BlurKernel::new(p.blur_sigma, p.blur_radius);
         GpuView {
             affine: p.affine,
             brightness: j.brightness,
@@ -162,7 +166,10 @@ impl From<&ViewParams> for GpuView {
             solarize: p.solarize as u32,
             noise_std: p.noise_std,
             noise_key: p.noise_key,
-            blur_weights: blur_weights(p.blur_sigma, p.blur_radius),
+            blur_first: blur.first,
+            blur_step: blur.step,
+            blur_ratio: blur.ratio,
+            _pad: 0,
         }
     }
 }
@@ -208,13 +215,12 @@ pub fn views_with(
         Tensor::uninit(gpu, &[b, c, oh, ow])?,
     ];
     // Staging only when some view waits for its contrast mean or its blur;
-    // otherwise a placeholder the kernels never touch fills the binding (one
-    // vec4: the smallest binding a vec4 array accepts).
+    // otherwise a placeholder the kernels never touch fills the binding.
     let any_blur = params.iter().flatten().any(|p| p.blur_radius > 0);
     let any_contrast = params.iter().flatten().any(|p| p.jitter.contrast != 1.0);
     let scratch =
-        |needed: bool, shape: &[usize]| Tensor::uninit(gpu, if needed { shape } else { &[4] });
-    let staged = [2 * b, oh, ow, 4];
+        |needed: bool, shape: &[usize]| Tensor::uninit(gpu, if needed { shape } else { &[1] });
+    let staged = [2 * b, c, oh, ow];
     let pre = scratch(any_blur || any_contrast, &staged)?;
     // See the shader's WG.
     let wg = match gpu.class() {

@@ -45,7 +45,7 @@ mod params;
 
 pub use config::{AugmentConfig, Crop, Jitter, Normalize, Preset, ViewConfig};
 pub use gpu::{U8Batch, views, views_with};
-pub use params::{JitterParams, MAX_BLUR_RADIUS, ViewParams, gaussian, pcg};
+pub use params::{BlurKernel, JitterParams, ViewParams, gaussian, pcg};
 
 use crate::error::{Error, Result};
 
@@ -101,7 +101,7 @@ pub(crate) fn check(
         return bad(format!("{} parameter pairs for {b} images", params.len()));
     }
     let (oh, ow) = config.output_size(h, w);
-    let max_radius = (oh.min(ow) as u32 - 1).min(MAX_BLUR_RADIUS);
+    let max_radius = oh.min(ow) as u32 - 1;
     for (i, p) in params.iter().flatten().enumerate() {
         let blur_ok = p.blur_radius == 0 || (p.blur_radius <= max_radius && p.blur_sigma > 0.0);
         let j = &p.jitter;
