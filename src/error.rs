@@ -49,6 +49,33 @@ pub enum Error {
     #[error("invalid argument to {op}: {reason}")]
     Invalid { op: &'static str, reason: String },
 
+    /// A checkpoint file could not be written, read or parsed.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint { path: String, reason: String },
+
+    /// A tensor a module needs is missing from a checkpoint, or has another
+    /// shape or type there.
+    #[error(
+        "checkpoint {path}: tensor '{tensor}' should be {dtype} {expected:?} but is {}",
+        .found.as_deref().unwrap_or("missing")
+    )]
+    CheckpointTensor {
+        path: String,
+        tensor: String,
+        dtype: &'static str,
+        expected: Vec<usize>,
+        /// The stored dtype and shape, or `None` if the tensor is missing.
+        found: Option<String>,
+    },
+
+    /// A dataset could not be read.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+
+    /// A file could not be written or read.
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+
     /// Mapping a buffer for readback failed, or the device reported an error.
     #[error("device error: {0}")]
     Device(String),

@@ -591,7 +591,7 @@ fn augment_command_writes_a_grid_and_fails_cleanly() {
         let stderr = String::from_utf8_lossy(&bad.stderr);
         let line = stderr
             .lines()
-            .find(|l| l.starts_with("error: invalid"))
+            .find(|l| l.starts_with("error: "))
             .unwrap_or("");
         assert!(line.contains(args[1]) || line.contains(args[3]), "{stderr}");
     }

@@ -11,9 +11,13 @@
 //
 // unary OP:  0 affine   alpha * x + beta  (scale, add-scalar, fill, expand)
 //            1 relu     2 exp     3 log     4 sqrt     5 square
+//            6 gelu     x * Phi(x), Phi the standard normal CDF (PyTorch's exact gelu)
+//            7 sigmoid  1 / (1 + exp(-x))
 // binary OP: 0 add      1 sub     2 mul     3 div
 //            4 relu backward   x * (y > 0)    x = upstream gradient, y = relu input
 //            5 sqrt backward   0.5 * x / y    y = sqrt output
+//            6 gelu backward   x * (Phi(y) + y * phi(y))    y = gelu input
+//            7 sigmoid backward  x * y * (1 - y)           y = sigmoid output
 
 override OP: u32 = 0u;
 override BROADCAST: bool = false;
@@ -48,6 +52,25 @@ fn coords(i: u32) -> vec4<u32> {
     return vec4<u32>(r2 / p.shape.y, r2 % p.shape.y, c2, c3);
 }
 
+// erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7): WGSL has
+// no erf builtin.
+fn erf(v: f32) -> f32 {
+    let a = abs(v);
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741
+             + t * (-1.453152027 + t * 1.061405429))));
+    return sign(v) * (1.0 - poly * exp(-a * a));
+}
+
+// The standard normal CDF and density.
+fn normal_cdf(v: f32) -> f32 {
+    return 0.5 * (1.0 + erf(v * 0.70710678118654752));
+}
+
+fn normal_pdf(v: f32) -> f32 {
+    return 0.39894228040143268 * exp(-0.5 * v * v);
+}
+
 fn unary_op(v: f32) -> f32 {
     switch OP {
         case 1u: { return max(v, 0.0); }
@@ -55,6 +78,8 @@ fn unary_op(v: f32) -> f32 {
         case 3u: { return log(v); }
         case 4u: { return sqrt(v); }
         case 5u: { return v * v; }
+        case 6u: { return v * normal_cdf(v); }
+        case 7u: { return 1.0 / (1.0 + exp(-v)); }
         default: { return p.alpha * v + p.beta; }
     }
 }
@@ -66,6 +91,8 @@ fn binary_op(u: f32, v: f32) -> f32 {
         case 3u: { return u / v; }
         case 4u: { return select(0.0, u, v > 0.0); }
         case 5u: { return 0.5 * u / v; }
+        case 6u: { return u * (normal_cdf(v) + v * normal_pdf(v)); }
+        case 7u: { return u * v * (1.0 - v); }
         default: { return u + v; }
     }
 }

@@ -1,5 +1,6 @@
 // Sum of each row of a contiguous [rows, len] view, times a scale:
 // out[r] = scale * sum(x[r * len .. min((r + 1) * len, total)]).
+// With the override SQUARE the elements are squared first (for norms).
 //
 // One workgroup per row. Each invocation first adds a strided slice of the
 // row serially (so any length works, power of two or not), then the 64
@@ -10,6 +11,8 @@
 // through this kernel.
 
 const WG: u32 = 64u;
+
+override SQUARE: bool = false;
 
 struct Params {
     len: u32,
@@ -35,7 +38,8 @@ fn main(
     let end = min(start + p.len, p.total);
     var acc = 0.0;
     for (var i = start + lid; i < end; i += WG) {
-        acc += x[i];
+        let v = x[i];
+        acc += select(v, v * v, SQUARE);
     }
     partial[lid] = acc;
     workgroupBarrier();

@@ -42,10 +42,12 @@ mod config;
 pub mod cpu;
 mod gpu;
 mod params;
+mod preview;
 
 pub use config::{AugmentConfig, Crop, Jitter, Normalize, Preset, ViewConfig};
 pub use gpu::{U8Batch, views, views_with};
 pub use params::{BlurKernel, JitterParams, ViewParams, gaussian, pcg};
+pub use preview::{preview_grid, save_png};
 
 use crate::error::{Error, Result};
 

@@ -6,6 +6,7 @@ use crate::kernels::{BinaryOp, elementwise as ew, matmul as mm, reduce, transpos
 use crate::tensor::Tensor;
 
 /// Gradients of a scalar with respect to the tape's parameters.
+#[derive(Debug)]
 pub struct Gradients {
     grads: Vec<Option<Tensor>>,
 }
@@ -195,6 +196,18 @@ impl Tape {
                     vec![Some(da), Some(db)]
                 }
                 Op::Reshape => vec![Some(g.reshape(&shape_of(0))?)],
+                Op::Conv2d { .. }
+                | Op::BatchNorm { .. }
+                | Op::LayerNorm
+                | Op::MaxPool2d(_)
+                | Op::AvgPool2d(_)
+                | Op::Gelu
+                | Op::Sigmoid => super::layers::backward(&op, &saved, &g, &needs, &shape_of(0))?,
+                // The fused losses: each rule lives next to its forward.
+                Op::Vicreg(cfg) => crate::loss::vicreg::backward(&cfg, &saved, &g)?,
+                Op::InfoNce(cfg) => crate::loss::infonce::backward(&cfg, &saved, &g)?,
+                Op::BarlowTwins(cfg) => crate::loss::barlow::backward(&cfg, &saved, &g)?,
+                Op::CrossEntropy => super::cross_entropy::backward(&saved, &g)?,
             };
             drop(saved);
             for ((v, gi), need) in inputs.iter().zip(input_grads).zip(needs) {

@@ -8,16 +8,22 @@
 //! closures and no sorting: the tape prints as a list of its ops.
 
 mod backward;
+mod cross_entropy;
+mod layers;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{BinaryOp, UnaryOp, elementwise as ew, matmul as mm, reduce, transpose};
+use crate::kernels::pool::PoolWindow;
+use crate::kernels::{
+    BinaryOp, ConvVariant, UnaryOp, elementwise as ew, matmul as mm, reduce, transpose,
+};
 use crate::tensor::Tensor;
 
 pub use backward::Gradients;
+pub use layers::BatchNormState;
 
 /// A value recorded on a tape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,6 +70,36 @@ pub enum Op {
         trans_b: bool,
     },
     Reshape,
+    /// Inputs `[x, w]` or `[x, w, bias]`; saved `[x, w]`.
+    Conv2d {
+        stride: usize,
+        padding: usize,
+        /// `None`: the default variant of each pass (forward, input
+        /// gradient, weight gradient), chosen per pass.
+        variant: Option<ConvVariant>,
+    },
+    /// Inputs `[x]` or `[x, gamma, beta]`; saved `[x, mean, invstd]` (+ gamma).
+    BatchNorm {
+        train: bool,
+    },
+    /// Inputs `[x, gamma, beta]`; saved `[x, gamma, mean, rstd]`.
+    LayerNorm,
+    /// Saved: the index of each window's winner.
+    MaxPool2d(PoolWindow),
+    AvgPool2d(PoolWindow),
+    Gelu,
+    Sigmoid,
+    /// The fused VICReg loss; saves the inputs, the centred embeddings and
+    /// the per-column variances.
+    Vicreg(crate::loss::VicregConfig),
+    /// The fused InfoNCE (NT-Xent) loss; saves the normalised embeddings,
+    /// their norms and each row's log-sum-exp.
+    InfoNce(crate::loss::InfoNceConfig),
+    /// The fused Barlow Twins loss; saves the batch-normalised embeddings
+    /// and the per-column stds.
+    BarlowTwins(crate::loss::BarlowConfig),
+    /// Inputs `[logits]`; saved `[logits, labels, lse]`.
+    CrossEntropy,
 }
 
 /// One recorded operation.
@@ -153,6 +189,11 @@ impl Tape {
         self.leaf(t.clone(), false)
     }
 
+    /// True if `v` was recorded on this tape.
+    pub fn owns(&self, v: Var) -> bool {
+        v.tape == self.id && v.index() < self.values.len()
+    }
+
     fn check(&self, v: Var) -> Result<()> {
         if v.tape != self.id || v.index() >= self.values.len() {
             return Err(Error::invalid(
@@ -182,7 +223,13 @@ impl Tape {
     }
 
     /// Appends a node for `out`, computed from `inputs`.
-    fn record(&mut self, op: Op, inputs: &[Var], out: Tensor, saved: Vec<Tensor>) -> Var {
+    pub(crate) fn record(
+        &mut self,
+        op: Op,
+        inputs: &[Var],
+        out: Tensor,
+        saved: Vec<Tensor>,
+    ) -> Var {
         let requires_grad = inputs.iter().any(|v| self.requires_grad[v.index()]);
         // A node that no gradient flows through needs nothing saved.
         let saved = if requires_grad { saved } else { vec![] };

@@ -6,6 +6,7 @@
 //! command buffer. A training step is therefore one submit.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use super::Gpu;
 use super::readback::MapRequest;
@@ -55,6 +56,24 @@ impl PipelineCache {
     /// Number of distinct pipelines compiled so far.
     pub(crate) fn len(&self) -> usize {
         self.pipelines.len()
+    }
+}
+
+/// Wall time per kernel, when profiling.
+#[derive(Default)]
+pub(crate) struct Profile {
+    totals: HashMap<String, (u64, f64)>,
+}
+
+impl Profile {
+    pub(crate) fn report(&self) -> Vec<(String, u64, f64)> {
+        let mut rows: Vec<_> = self
+            .totals
+            .iter()
+            .map(|(k, &(n, t))| (k.clone(), n, t))
+            .collect();
+        rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+        rows
     }
 }
 
@@ -186,6 +205,11 @@ pub(crate) fn dispatch<P: bytemuck::Pod>(
         });
     }
     let (pipeline, layout) = pipeline(gpu, kernel, constants);
+    if gpu.inner.profile.is_some() {
+        // Time this dispatch alone: finish everything recorded before it.
+        flush(gpu);
+        let _ = gpu.inner.device.poll(wgpu::PollType::wait_indefinitely());
+    }
     let full = {
         let batch = gpu.inner.batch.lock().unwrap_or_else(|p| p.into_inner());
         batch.params.len() as u64 >= batch.slot * ARENA_SLOTS
@@ -231,6 +255,20 @@ pub(crate) fn dispatch<P: bytemuck::Pod>(
     pass.set_pipeline(&pipeline);
     pass.set_bind_group(0, &bind_group, &[]);
     pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+    drop(pass);
+    drop(batch);
+    if let Some(profile) = &gpu.inner.profile {
+        let start = Instant::now();
+        flush(gpu);
+        let _ = gpu.inner.device.poll(wgpu::PollType::wait_indefinitely());
+        let mut p = profile.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = p
+            .totals
+            .entry(format!("{}:{}", kernel.name, kernel.entry))
+            .or_default();
+        entry.0 += 1;
+        entry.1 += start.elapsed().as_secs_f64();
+    }
     Ok(())
 }
 
@@ -238,9 +276,10 @@ pub(crate) fn dispatch<P: bytemuck::Pod>(
 /// mapping of every readback recorded in it.
 pub(crate) fn flush(gpu: &Gpu) {
     let inner = &gpu.inner;
-    // The lock is held through the submit: the arena is shared by every
-    // batch, so writing it for one batch and submitting another in between
-    // (from another thread) would hand that batch the wrong parameters.
+    // The batch stays locked until the submit and the epoch bump are done:
+    // otherwise another thread could record and submit its own batch in
+    // between, overwriting this batch's parameter arena before it runs, or
+    // give back a buffer its pending batch still reads under the old epoch.
     let mut batch = inner.batch.lock().unwrap_or_else(|p| p.into_inner());
     if !batch.params.is_empty() {
         inner.queue.write_buffer(&batch.arena, 0, &batch.params);
@@ -250,7 +289,9 @@ pub(crate) fn flush(gpu: &Gpu) {
         inner.queue.submit([encoder.finish()]);
     }
     inner.pool.lock().unwrap_or_else(|p| p.into_inner()).epoch += 1;
-    for request in std::mem::take(&mut batch.maps) {
+    let maps = std::mem::take(&mut batch.maps);
+    drop(batch);
+    for request in maps {
         request.start();
     }
 }

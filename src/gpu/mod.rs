@@ -72,6 +72,8 @@ pub(crate) struct Inner {
     pub(crate) pipelines: Mutex<batch::PipelineCache>,
     /// The first error the device reported outside our own checks.
     pub(crate) device_error: Arc<Mutex<Option<String>>>,
+    /// Per-kernel wall time when profiling (`DARKMATTER_PROFILE=1`).
+    pub(crate) profile: Option<Mutex<batch::Profile>>,
 }
 
 fn parse_backend(name: &str) -> Result<wgpu::Backends> {
@@ -232,6 +234,9 @@ impl Gpu {
                 batch: Mutex::new(batch),
                 pipelines: Mutex::new(batch::PipelineCache::default()),
                 device_error: Arc::new(Mutex::new(None)),
+                profile: std::env::var("DARKMATTER_PROFILE")
+                    .is_ok_and(|v| v == "1")
+                    .then(Default::default),
             }),
         }
     }
@@ -297,6 +302,16 @@ impl Gpu {
     /// Drops every idle pooled buffer, giving its memory back to the driver.
     pub fn trim_pool(&self) {
         self.lock_pool().trim();
+    }
+
+    /// With `DARKMATTER_PROFILE=1` in the environment every dispatch is
+    /// submitted and waited for on its own, and its wall time added to its
+    /// kernel's total: slow, but it shows where a step's time goes. Returns
+    /// (kernel, calls, seconds), slowest first; empty when not profiling.
+    pub fn profile(&self) -> Vec<(String, u64, f64)> {
+        self.inner.profile.as_ref().map_or_else(Vec::new, |p| {
+            p.lock().unwrap_or_else(|e| e.into_inner()).report()
+        })
     }
 
     /// Submits every recorded dispatch in one command buffer.

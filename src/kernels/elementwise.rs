@@ -19,6 +19,10 @@ pub enum UnaryOp {
     Log = 3,
     Sqrt = 4,
     Square = 5,
+    /// `x Φ(x)` with Φ the standard normal CDF (PyTorch's default gelu).
+    Gelu = 6,
+    /// `1 / (1 + e^-x)`.
+    Sigmoid = 7,
 }
 
 /// Ops of two operands.
@@ -32,6 +36,10 @@ pub enum BinaryOp {
     ReluGrad = 4,
     /// `0.5 * x / y`: the backward of sqrt, with `y` the sqrt's output.
     SqrtGrad = 5,
+    /// `x (Φ(y) + y φ(y))`: the backward of gelu, with `y` the gelu's input.
+    GeluGrad = 6,
+    /// `x y (1 - y)`: the backward of sigmoid, with `y` the sigmoid's output.
+    SigmoidGrad = 7,
 }
 
 #[repr(C)]
@@ -85,18 +93,15 @@ fn pad4(shape: &[usize]) -> [usize; 4] {
     out
 }
 
-/// Strides (in elements) that read an operand of `shape` over `out`:
-/// 0 along the dimensions where the operand is broadcast.
-fn strides(shape: &[usize], out: &[usize; 4]) -> [u32; 4] {
+/// Strides (in elements) that read an operand of `shape` over the output:
+/// 0 along its size-1 dimensions, which repeats it where it is broadcast
+/// (and is irrelevant where the output has size 1 too).
+fn strides(shape: &[usize]) -> [u32; 4] {
     let s = pad4(shape);
     let mut strides = [0u32; 4];
     let mut step = 1usize;
     for d in (0..4).rev() {
-        strides[d] = if s[d] == 1 && out[d] != 1 {
-            0
-        } else {
-            step as u32
-        };
+        strides[d] = if s[d] == 1 { 0 } else { step as u32 };
         step *= s[d];
     }
     strides
@@ -110,8 +115,8 @@ fn params(out: &[usize], x: &[usize], y: &[usize], alpha: f32, beta: f32) -> Par
         beta,
         _pad: 0,
         shape: o.map(|d| d as u32),
-        stride_x: strides(x, &o),
-        stride_y: strides(y, &o),
+        stride_x: strides(x),
+        stride_y: strides(y),
     }
 }
 
@@ -185,7 +190,16 @@ pub fn expand(x: &Tensor, shape: &[usize]) -> Result<Tensor> {
 
 /// `g(a, b)` elementwise, broadcasting `a` and `b` to a common shape.
 pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
-    const NAMES: [&str; 6] = ["add", "sub", "mul", "div", "relu_grad", "sqrt_grad"];
+    const NAMES: [&str; 8] = [
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "relu_grad",
+        "sqrt_grad",
+        "gelu_grad",
+        "sigmoid_grad",
+    ];
     let name = NAMES[op as usize];
     a.same_gpu(b, name)?;
     let shape = broadcast_shape(name, a.shape(), b.shape())?;
@@ -209,9 +223,8 @@ mod tests {
             vec![2, 3, 4]
         );
         assert!(broadcast_shape("t", &[3, 4], &[3]).is_err());
-        let o = pad4(&[3, 4]);
-        assert_eq!(strides(&[4], &o), [0, 0, 0, 1]);
-        assert_eq!(strides(&[3, 1], &o), [0, 0, 1, 0]);
-        assert_eq!(strides(&[3, 4], &o), [0, 0, 4, 1]);
+        assert_eq!(strides(&[4]), [0, 0, 0, 1]);
+        assert_eq!(strides(&[3, 1]), [0, 0, 1, 0]);
+        assert_eq!(strides(&[3, 4]), [0, 0, 4, 1]);
     }
 }

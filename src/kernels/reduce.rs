@@ -41,8 +41,8 @@ struct AxisParams {
 }
 
 /// Sums consecutive runs of `len` elements of `x` (the last run may be short)
-/// into `out`, times `scale`.
-fn rows(x: &Tensor, len: usize, scale: f32, out_shape: &[usize]) -> Result<Tensor> {
+/// into `out`, times `scale`; `square` squares the elements first.
+fn rows(x: &Tensor, len: usize, scale: f32, out_shape: &[usize], square: bool) -> Result<Tensor> {
     let total = x.numel();
     let out = Tensor::uninit(x.gpu(), out_shape)?;
     let runs = total.div_ceil(len.max(1)).max(1);
@@ -56,7 +56,7 @@ fn rows(x: &Tensor, len: usize, scale: f32, out_shape: &[usize]) -> Result<Tenso
     dispatch(
         x.gpu(),
         &ROWS,
-        &[],
+        &[("SQUARE", square as u32 as f64)],
         &p,
         &[x.binding(1), out.binding(2)],
         grid,
@@ -67,12 +67,24 @@ fn rows(x: &Tensor, len: usize, scale: f32, out_shape: &[usize]) -> Result<Tenso
 /// `scale * sum(x)` as a tensor of shape `[]`, in two levels (chunks, then
 /// their partial sums) so that every workgroup has bounded work.
 pub fn sum_all_scaled(x: &Tensor, scale: f32) -> Result<Tensor> {
+    sum_all_impl(x, scale, false)
+}
+
+/// The sum of squares of all elements (the squared L2 norm), shape `[]`.
+pub fn sum_squares_all(x: &Tensor) -> Result<Tensor> {
+    sum_all_impl(x, 1.0, true)
+}
+
+fn sum_all_impl(x: &Tensor, scale: f32, square: bool) -> Result<Tensor> {
     let mut cur = x.clone();
+    let mut square = square;
     while cur.numel() > CHUNK {
         let parts = cur.numel().div_ceil(CHUNK);
-        cur = rows(&cur, CHUNK, 1.0, &[parts])?;
+        cur = rows(&cur, CHUNK, 1.0, &[parts], square)?;
+        // Only the first level squares; later levels add partial sums.
+        square = false;
     }
-    rows(&cur, cur.numel().max(1), scale, &[])
+    rows(&cur, cur.numel().max(1), scale, &[], square)
 }
 
 /// The sum of all elements, shape `[]`.
@@ -108,7 +120,7 @@ pub fn sum_axis_scaled(x: &Tensor, axis: usize, scale: f32) -> Result<Tensor> {
         if len == 0 {
             return crate::tensor::Tensor::zeros(x.gpu(), &out_shape);
         }
-        return rows(x, len, scale, &out_shape);
+        return rows(x, len, scale, &out_shape, false);
     }
     let out = Tensor::uninit(x.gpu(), &out_shape)?;
     let p = AxisParams {

@@ -1,0 +1,184 @@
+// Batch normalisation over (N, C, L) with L = H * W (1 for (N, C) inputs):
+// every channel c is normalised with statistics over its N * L values.
+//
+// `stats`           one workgroup per channel: batch mean and 1/sqrt(var + eps)
+//                   with the biased variance, and the running estimates
+//                   updated in place with the unbiased variance (PyTorch's rule).
+// `eval_stats`      one invocation per channel: the same two vectors from the
+//                   running estimates, so eval mode reuses `normalize`.
+// `normalize`       one invocation per element: y = (x - mean) * invstd (* gamma + beta).
+// `backward_reduce` one workgroup per channel: dbeta = sum dy, dgamma = sum dy * xhat.
+// `backward_input`  one invocation per element:
+//                   dx = gamma * invstd * (dy - (dbeta + xhat * dgamma) / count)
+//                   in training mode (the statistics depend on x), and
+//                   gamma * invstd * dy in eval mode.
+//
+// The per-channel sums use a two-pass mean / variance and a tree in
+// workgroup memory: a handful of barriers per channel, against N * L loads.
+
+override AFFINE: bool = true;
+override TRAIN: bool = true;
+
+struct Params {
+    n: u32,
+    c: u32,
+    l: u32,
+    _pad: u32,
+    momentum: f32,
+    eps: f32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+var<workgroup> partial: array<f32, 256>;
+
+// The sum of `v` over the workgroup, returned to every invocation.
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+    partial[lid] = v;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s >>= 1u) {
+        if lid < s {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = partial[0];
+    workgroupBarrier();
+    return total;
+}
+
+// Index of the i-th value of channel c.
+fn at(c: u32, i: u32) -> u32 {
+    return ((i / p.l) * p.c + c) * p.l + i % p.l;
+}
+
+fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * nwg.x + wid.x) * 256u + lid;
+}
+
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(3) var<storage, read_write> invstd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> running_mean: array<f32>;
+@group(0) @binding(5) var<storage, read_write> running_var: array<f32>;
+
+@compute @workgroup_size(256)
+fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let c = wid.x;
+    let count = p.n * p.l;
+    var s = 0.0;
+    for (var i = lid; i < count; i += 256u) {
+        s += x[at(c, i)];
+    }
+    let mu = workgroup_sum(lid, s) / f32(count);
+    var q = 0.0;
+    for (var i = lid; i < count; i += 256u) {
+        let d = x[at(c, i)] - mu;
+        q += d * d;
+    }
+    let var_biased = workgroup_sum(lid, q) / f32(count);
+    if lid == 0u {
+        mean[c] = mu;
+        invstd[c] = 1.0 / sqrt(var_biased + p.eps);
+        let unbiased = var_biased * f32(count) / f32(max(count, 2u) - 1u);
+        running_mean[c] = (1.0 - p.momentum) * running_mean[c] + p.momentum * mu;
+        running_var[c] = (1.0 - p.momentum) * running_var[c] + p.momentum * unbiased;
+    }
+}
+
+@compute @workgroup_size(64)
+fn eval_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if c >= p.c {
+        return;
+    }
+    mean[c] = running_mean[c];
+    invstd[c] = 1.0 / sqrt(running_var[c] + p.eps);
+}
+
+@group(0) @binding(1) var<storage, read> nx: array<f32>;
+@group(0) @binding(2) var<storage, read> nmean: array<f32>;
+@group(0) @binding(3) var<storage, read> ninvstd: array<f32>;
+// Without the affine transform the host binds the mean here; never read.
+@group(0) @binding(4) var<storage, read> gamma: array<f32>;
+@group(0) @binding(5) var<storage, read> beta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(256)
+fn normalize(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_index(wid, nwg, lid);
+    if i >= p.n * p.c * p.l {
+        return;
+    }
+    let c = (i / p.l) % p.c;
+    var v = (nx[i] - nmean[c]) * ninvstd[c];
+    if AFFINE {
+        v = v * gamma[c] + beta[c];
+    }
+    y[i] = v;
+}
+
+@group(0) @binding(1) var<storage, read> bx: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read> bmean: array<f32>;
+@group(0) @binding(4) var<storage, read> binvstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dbeta: array<f32>;
+
+@compute @workgroup_size(256)
+fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let c = wid.x;
+    let count = p.n * p.l;
+    var sd = 0.0;
+    var sdx = 0.0;
+    for (var i = lid; i < count; i += 256u) {
+        let j = at(c, i);
+        sd += dy[j];
+        sdx += dy[j] * (bx[j] - bmean[c]) * binvstd[c];
+    }
+    let total_dy = workgroup_sum(lid, sd);
+    let total_dyx = workgroup_sum(lid, sdx);
+    if lid == 0u {
+        dbeta[c] = total_dy;
+        dgamma[c] = total_dyx;
+    }
+}
+
+@group(0) @binding(1) var<storage, read> ix: array<f32>;
+@group(0) @binding(2) var<storage, read> idy: array<f32>;
+@group(0) @binding(3) var<storage, read> imean: array<f32>;
+@group(0) @binding(4) var<storage, read> iinvstd: array<f32>;
+// Without the affine transform the host binds the mean here; never read.
+@group(0) @binding(5) var<storage, read> igamma: array<f32>;
+@group(0) @binding(6) var<storage, read> idgamma: array<f32>;
+@group(0) @binding(7) var<storage, read> idbeta: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dx: array<f32>;
+
+@compute @workgroup_size(256)
+fn backward_input(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_index(wid, nwg, lid);
+    if i >= p.n * p.c * p.l {
+        return;
+    }
+    let c = (i / p.l) % p.c;
+    var scale = iinvstd[c];
+    if AFFINE {
+        scale *= igamma[c];
+    }
+    var g = idy[i];
+    if TRAIN {
+        let xhat = (ix[i] - imean[c]) * iinvstd[c];
+        g -= (idbeta[c] + xhat * idgamma[c]) / f32(p.n * p.l);
+    }
+    dx[i] = scale * g;
+}

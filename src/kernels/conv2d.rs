@@ -1,0 +1,495 @@
+//! Host side of `shaders/conv2d/`: 2-D convolution over NCHW inputs with OIHW
+//! weights, square stride and zero padding, forward and backward, in two
+//! variants side by side.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, dispatch};
+use crate::kernels::reduce;
+use crate::tensor::Tensor;
+
+/// The convolution kernels: each names a forward file and a backward file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvVariant {
+    /// One output (or gradient) element per invocation: the readable
+    /// reference and the benches' baseline.
+    Direct,
+    /// im2col on the fly inside a barrier-free 8 x 16 register-blocked GEMM.
+    ImplicitGemm,
+}
+
+impl ConvVariant {
+    /// Every variant, in order of sophistication.
+    pub const ALL: [ConvVariant; 2] = [ConvVariant::Direct, ConvVariant::ImplicitGemm];
+
+    /// The name used in benchmark ids and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvVariant::Direct => "direct",
+            ConvVariant::ImplicitGemm => "implicit_gemm",
+        }
+    }
+
+    /// Parses [`ConvVariant::name`].
+    pub fn from_name(name: &str) -> Option<ConvVariant> {
+        ConvVariant::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    /// The faster variant for one pass of a convolution of this geometry.
+    ///
+    /// On CPU adapters the choice follows examples/conv.rs on lavapipe
+    /// (llvmpipe, Mesa 22.3, 2 cores; GFLOP/s, both variants in one run):
+    ///
+    /// | layer (batch 32) | fwd direct / gemm | dx direct / gemm | dw direct / gemm |
+    /// | --- | --- | --- | --- |
+    /// | 1 -> 32, 28x28 | 0.08 / 1.51 | 0.22 / 0.18 | 0.21 / 0.04 |
+    /// | 32 -> 64, 28x28, s2 | 0.14 / 3.33 | 0.12 / 2.83 | 0.17 / 1.44 |
+    /// | 64 -> 128, 14x14, s2 | 0.13 / 1.64 | 0.08 / 1.49 | 0.10 / 0.66 |
+    /// | 128 -> 128, 7x7 | 0.09 / 1.74 | 0.13 / 1.47 | 0.13 / 0.98 |
+    /// | 64 -> 64, 32x32 | 0.11 / 3.15 | 0.14 / 3.01 | 0.15 / 1.20 |
+    ///
+    /// The GEMM kernels give each invocation 16 channels of one side
+    /// (the output channels forward, the input channels for dx) and each lane
+    /// 8 taps (c, ky, kx) for dw, so with a single input channel most of the
+    /// block is padding: there direct wins dx (c < 2) and dw (fewer than 64
+    /// taps c * kh * kw, measured at 9 and 288). The forward GEMM wins
+    /// everywhere. On GPUs the GEMM kernels' data reuse also beats direct's
+    /// one load pair per multiply-add, so they stay the default there.
+    pub fn default_for(gpu: &Gpu, g: &ConvGeometry, pass: ConvPass) -> ConvVariant {
+        if gpu.class() == DeviceClass::Gpu {
+            return ConvVariant::ImplicitGemm;
+        }
+        let small = match pass {
+            ConvPass::Forward => false,
+            ConvPass::InputGrad => g.c < 2,
+            ConvPass::WeightGrad => g.c * g.kh * g.kw < 64,
+        };
+        if small {
+            ConvVariant::Direct
+        } else {
+            ConvVariant::ImplicitGemm
+        }
+    }
+
+    fn forward_kernel(self) -> Kernel {
+        match self {
+            ConvVariant::Direct => Kernel::new(
+                "conv2d/direct",
+                include_str!("../../shaders/conv2d/direct.wgsl"),
+                "main",
+            ),
+            // Every load index is clamped in the shader.
+            ConvVariant::ImplicitGemm => Kernel {
+                trusted: true,
+                ..Kernel::new(
+                    "conv2d/implicit_gemm",
+                    include_str!("../../shaders/conv2d/implicit_gemm.wgsl"),
+                    "main",
+                )
+            },
+        }
+    }
+
+    fn backward_kernel(self, entry: &'static str) -> Kernel {
+        match self {
+            ConvVariant::Direct => Kernel::new(
+                "conv2d/backward_direct",
+                include_str!("../../shaders/conv2d/backward_direct.wgsl"),
+                entry,
+            ),
+            ConvVariant::ImplicitGemm => Kernel {
+                trusted: true,
+                ..Kernel::new(
+                    "conv2d/backward_gemm",
+                    include_str!("../../shaders/conv2d/backward_gemm.wgsl"),
+                    entry,
+                )
+            },
+        }
+    }
+}
+
+/// One pass of a convolution, for [`ConvVariant::default_for`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvPass {
+    /// `conv2d`: the output from the input and the weights.
+    Forward,
+    /// `conv2d_backward_input`: dL/dx.
+    InputGrad,
+    /// `conv2d_backward_weight`: dL/dw.
+    WeightGrad,
+}
+
+/// The sizes of one convolution: input `[n, c, h, w]`, weight
+/// `[o, c, kh, kw]`, output `[n, o, oh, ow]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvGeometry {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl ConvGeometry {
+    /// Checks the shapes of a convolution and works out its output size.
+    pub fn new(x: &[usize], w: &[usize], stride: usize, padding: usize) -> Result<ConvGeometry> {
+        let (&[n, c, h, wd], &[o, ci, kh, kw]) = (x, w) else {
+            return Err(Error::shape(
+                "conv2d",
+                &[x, w],
+                "the input must be [N, C, H, W] and the weight [O, C, KH, KW]",
+            ));
+        };
+        if c != ci {
+            return Err(Error::shape(
+                "conv2d",
+                &[x, w],
+                format!("the input has {c} channels but the weight expects {ci}"),
+            ));
+        }
+        if stride == 0 {
+            return Err(Error::invalid("conv2d", "the stride must be at least 1"));
+        }
+        let (ph, pw) = (h + 2 * padding, wd + 2 * padding);
+        if kh > ph || kw > pw || kh == 0 || kw == 0 {
+            return Err(Error::shape(
+                "conv2d",
+                &[x, w],
+                format!(
+                    "the {kh}x{kw} kernel does not fit the {ph}x{pw} padded input (padding {padding})"
+                ),
+            ));
+        }
+        Ok(ConvGeometry {
+            n,
+            c,
+            h,
+            w: wd,
+            o,
+            kh,
+            kw,
+            stride,
+            padding,
+            oh: (ph - kh) / stride + 1,
+            ow: (pw - kw) / stride + 1,
+        })
+    }
+
+    /// Multiply-adds of the forward pass (each backward pass does as many).
+    pub fn macs(&self) -> u64 {
+        (self.n * self.o * self.oh * self.ow) as u64 * (self.c * self.kh * self.kw) as u64
+    }
+
+    /// The output shape `[n, o, oh, ow]`.
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.n, self.o, self.oh, self.ow]
+    }
+
+    fn params(&self, chunk: usize) -> Params {
+        let u = |v: usize| v as u32;
+        Params {
+            n: u(self.n),
+            c: u(self.c),
+            h: u(self.h),
+            w: u(self.w),
+            o: u(self.o),
+            oh: u(self.oh),
+            ow: u(self.ow),
+            kh: u(self.kh),
+            kw: u(self.kw),
+            stride: u(self.stride),
+            pad: u(self.padding),
+            chunk: u(chunk),
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    o: u32,
+    oh: u32,
+    ow: u32,
+    kh: u32,
+    kw: u32,
+    stride: u32,
+    pad: u32,
+    /// Images per partial sum of the GEMM weight gradient.
+    chunk: u32,
+}
+
+/// Workgroups of the register-blocked kernels for a `rows x cols` GEMM.
+fn gemm_groups(gpu: &Gpu, what: &str, rows: usize, cols: usize, z: usize) -> Result<[u32; 3]> {
+    let g = [
+        rows.div_ceil(8).div_ceil(64) as u64,
+        cols.div_ceil(16) as u64,
+        z as u64,
+    ];
+    let max = gpu.limits().max_compute_workgroups_per_dimension as u64;
+    if let Some(&over) = g.iter().find(|&&d| d > max) {
+        return Err(Error::Limit {
+            what: what.to_string(),
+            limit: "max_compute_workgroups_per_dimension",
+            requested: over,
+            allowed: max,
+        });
+    }
+    Ok(g.map(|d| d as u32))
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct PackParams {
+    rows: u32,
+    cols: u32,
+    cols16: u32,
+    taps: u32,
+    stride_r: u32,
+    stride_col: u32,
+    _pad: [u32; 2],
+}
+
+/// The weights `[o, c, kh, kw]` repacked for the GEMM kernels as
+/// `[kh * kw, o, c16]` (`for_input`: the input gradient's B) or
+/// `[kh * kw, c, o16]` (the forward's B), the 16-wide dimension zero-padded.
+fn pack_weights(w: &Tensor, g: &ConvGeometry, for_input: bool) -> Result<Tensor> {
+    let taps = g.kh * g.kw;
+    let (rows, cols, stride_r, stride_col) = if for_input {
+        (g.o, g.c, g.c * taps, taps)
+    } else {
+        (g.c, g.o, taps, g.c * taps)
+    };
+    let cols16 = cols.div_ceil(16) * 16;
+    let gpu = w.gpu();
+    let wp = Tensor::uninit(gpu, &[taps, rows, cols16])?;
+    let u = |v: usize| v as u32;
+    let params = PackParams {
+        rows: u(rows),
+        cols: u(cols),
+        cols16: u(cols16),
+        taps: u(taps),
+        stride_r: u(stride_r),
+        stride_col: u(stride_col),
+        _pad: [0; 2],
+    };
+    let kernel = Kernel::new(
+        "conv2d/pack_weights",
+        include_str!("../../shaders/conv2d/pack_weights.wgsl"),
+        "main",
+    );
+    let groups = gpu.grid((wp.numel() as u64).div_ceil(256))?;
+    let bindings = [w.binding(1), wp.binding(2)];
+    dispatch(gpu, &kernel, &[], &params, &bindings, groups)?;
+    Ok(wp)
+}
+
+/// `conv2d` with the default variant for its geometry.
+pub fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    let g = ConvGeometry::new(x.shape(), w.shape(), stride, padding)?;
+    conv2d_with(
+        ConvVariant::default_for(x.gpu(), &g, ConvPass::Forward),
+        x,
+        w,
+        bias,
+        stride,
+        padding,
+    )
+}
+
+/// The convolution of `x` `[N, C, H, W]` with `w` `[O, C, KH, KW]`, plus
+/// `bias` `[O]` if given: `[N, O, OH, OW]` with OH = (H + 2 padding - KH) /
+/// stride + 1 (likewise OW), as PyTorch's `conv2d`.
+pub fn conv2d_with(
+    variant: ConvVariant,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    x.same_gpu(w, "conv2d")?;
+    let g = ConvGeometry::new(x.shape(), w.shape(), stride, padding)?;
+    if let Some(b) = bias {
+        x.same_gpu(b, "conv2d")?;
+        if b.shape() != [g.o] {
+            return Err(Error::shape(
+                "conv2d",
+                &[w.shape(), b.shape()],
+                format!("the bias must be [{}]", g.o),
+            ));
+        }
+    }
+    let gpu = x.gpu();
+    let out = Tensor::uninit(gpu, &g.output_shape())?;
+    if out.numel() == 0 {
+        return Ok(out);
+    }
+    if g.c == 0 {
+        return Tensor::zeros(gpu, &g.output_shape());
+    }
+    let constants = [("HAS_BIAS", bias.is_some() as u32 as f64)];
+    let (groups, wb) = match variant {
+        ConvVariant::Direct => (gpu.grid((out.numel() as u64).div_ceil(256))?, None),
+        ConvVariant::ImplicitGemm => (
+            gemm_groups(gpu, &format!("conv2d {g:?}"), g.n * g.oh * g.ow, g.o, 1)?,
+            Some(pack_weights(w, &g, false)?),
+        ),
+    };
+    let w = wb.as_ref().unwrap_or(w);
+    let bindings = [
+        x.binding(1),
+        w.binding(2),
+        bias.unwrap_or(w).binding(3),
+        out.binding(4),
+    ];
+    dispatch(
+        gpu,
+        &variant.forward_kernel(),
+        &constants,
+        &g.params(0),
+        &bindings,
+        groups,
+    )?;
+    Ok(out)
+}
+
+fn check_grad(op: &'static str, dy: &Tensor, g: &ConvGeometry) -> Result<()> {
+    if dy.shape() != g.output_shape() {
+        return Err(Error::shape(
+            op,
+            &[dy.shape(), &g.output_shape()],
+            "the output gradient must have the convolution's output shape",
+        ));
+    }
+    Ok(())
+}
+
+/// dL/dx of a convolution, given dL/dy `dy` and the weight `w`: the
+/// transposed convolution of `dy`, of shape `x_shape`.
+pub fn conv2d_backward_input(
+    variant: ConvVariant,
+    dy: &Tensor,
+    w: &Tensor,
+    x_shape: &[usize],
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    let g = ConvGeometry::new(x_shape, w.shape(), stride, padding)?;
+    check_grad("conv2d_backward_input", dy, &g)?;
+    let gpu = dy.gpu();
+    let dx = Tensor::uninit(gpu, x_shape)?;
+    if dx.numel() == 0 {
+        return Ok(dx);
+    }
+    if g.o == 0 {
+        return Tensor::zeros(gpu, x_shape);
+    }
+    let kernel = variant.backward_kernel("input");
+    match variant {
+        ConvVariant::Direct => {
+            let groups = gpu.grid((dx.numel() as u64).div_ceil(256))?;
+            let bindings: [Binding; 3] = [dy.binding(1), w.binding(2), dx.binding(3)];
+            dispatch(gpu, &kernel, &[], &g.params(0), &bindings, groups)?;
+        }
+        ConvVariant::ImplicitGemm => {
+            // One z slice per stride phase; the largest phase sets x.
+            let s = g.stride;
+            let rows = g.n * g.h.div_ceil(s) * g.w.div_ceil(s);
+            let what = format!("conv2d input gradient {g:?}");
+            let groups = gemm_groups(gpu, &what, rows, g.c, s * s)?;
+            let wp = pack_weights(w, &g, true)?;
+            let bindings: [Binding; 3] = [dy.binding(1), dx.binding(3), wp.binding(4)];
+            dispatch(gpu, &kernel, &[], &g.params(0), &bindings, groups)?;
+        }
+    }
+    Ok(dx)
+}
+
+/// Images per partial sum of the GEMM weight gradient: enough partial sums
+/// that small layers still fill the device (about 64 workgroups, so that
+/// llvmpipe's threads balance), few enough that the partials stay small next
+/// to the work of the GEMM itself.
+fn weight_chunk(g: &ConvGeometry) -> usize {
+    let blocks = (g.c * g.kh * g.kw).div_ceil(8 * 64) * g.o.div_ceil(16);
+    let splits = 64usize.div_ceil(blocks).clamp(1, g.n.max(1));
+    g.n.div_ceil(splits).max(1)
+}
+
+/// dL/dw of a convolution, given the input `x` and dL/dy `dy`: `w_shape`.
+pub fn conv2d_backward_weight(
+    variant: ConvVariant,
+    x: &Tensor,
+    dy: &Tensor,
+    w_shape: &[usize],
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    x.same_gpu(dy, "conv2d_backward_weight")?;
+    let g = ConvGeometry::new(x.shape(), w_shape, stride, padding)?;
+    check_grad("conv2d_backward_weight", dy, &g)?;
+    let gpu = x.gpu();
+    let taps = g.c * g.kh * g.kw;
+    if g.o * taps == 0 {
+        return Tensor::uninit(gpu, w_shape);
+    }
+    if g.n * g.oh * g.ow == 0 {
+        return Tensor::zeros(gpu, w_shape);
+    }
+    match variant {
+        ConvVariant::Direct => {
+            let dw = Tensor::uninit(gpu, w_shape)?;
+            let groups = gpu.grid((dw.numel() as u64).div_ceil(256))?;
+            let kernel = variant.backward_kernel("weight");
+            let bindings = [x.binding(1), dy.binding(2), dw.binding(3)];
+            dispatch(gpu, &kernel, &[], &g.params(0), &bindings, groups)?;
+            Ok(dw)
+        }
+        ConvVariant::ImplicitGemm => {
+            let chunk = weight_chunk(&g);
+            let splits = g.n.div_ceil(chunk);
+            let parts = Tensor::uninit(gpu, &[splits, g.o * taps])?;
+            let what = format!("conv2d weight gradient {g:?}");
+            let groups = gemm_groups(gpu, &what, taps, g.o, splits)?;
+            let kernel = variant.backward_kernel("weight");
+            let bindings = [x.binding(1), dy.binding(2), parts.binding(3)];
+            dispatch(gpu, &kernel, &[], &g.params(chunk), &bindings, groups)?;
+            let dw = if splits == 1 {
+                parts
+            } else {
+                reduce::sum_axis(&parts, 0)?
+            };
+            dw.reshape(w_shape)
+        }
+    }
+}
+
+/// dL/dbias of a convolution: `dy` `[N, O, OH, OW]` summed to `[O]`.
+pub fn conv2d_backward_bias(dy: &Tensor) -> Result<Tensor> {
+    let &[n, o, oh, ow] = dy.shape() else {
+        return Err(Error::shape(
+            "conv2d_backward_bias",
+            &[dy.shape()],
+            "the output gradient must be [N, O, OH, OW]",
+        ));
+    };
+    let per_image = reduce::sum_axis(&dy.reshape(&[n, o, oh * ow])?, 2)?;
+    reduce::sum_axis(&per_image, 0)
+}

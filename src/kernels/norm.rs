@@ -1,0 +1,363 @@
+//! Host side of `shaders/norm/`: batch normalisation (training and eval
+//! mode, affine or not) and layer normalisation, forward and backward.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Kernel, dispatch};
+use crate::tensor::Tensor;
+
+const BATCH_NORM: &str = include_str!("../../shaders/norm/batch_norm.wgsl");
+const LAYER_NORM: &str = include_str!("../../shaders/norm/layer_norm.wgsl");
+
+fn bn_kernel(entry: &'static str) -> Kernel {
+    Kernel::new("norm/batch_norm", BATCH_NORM, entry)
+}
+
+fn ln_kernel(entry: &'static str) -> Kernel {
+    Kernel::new("norm/layer_norm", LAYER_NORM, entry)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct BnParams {
+    n: u32,
+    c: u32,
+    l: u32,
+    _pad: u32,
+    momentum: f32,
+    eps: f32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+/// The per-channel statistics a batch-norm forward used, kept for its backward.
+#[derive(Clone, Debug)]
+pub struct BatchStats {
+    /// `[C]`: the batch mean (training) or the running mean (eval).
+    pub mean: Tensor,
+    /// `[C]`: 1 / sqrt(var + eps) of the same variance.
+    pub invstd: Tensor,
+}
+
+/// `(n, c, l)` of an `[N, C]` or `[N, C, H, W]` input.
+fn bn_dims(op: &'static str, x: &[usize]) -> Result<(usize, usize, usize)> {
+    match *x {
+        [n, c] => Ok((n, c, 1)),
+        [n, c, h, w] => Ok((n, c, h * w)),
+        _ => Err(Error::shape(
+            op,
+            &[x],
+            "batch norm takes [N, C] or [N, C, H, W] inputs",
+        )),
+    }
+}
+
+fn check_channels(op: &'static str, x: &Tensor, c: usize, ts: &[&Tensor]) -> Result<()> {
+    for t in ts {
+        x.same_gpu(t, op)?;
+        if t.shape() != [c] {
+            return Err(Error::shape(
+                op,
+                &[x.shape(), t.shape()],
+                format!("per-channel tensors must be [{c}]"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Batch normalisation of `x` (`[N, C]` or `[N, C, H, W]`) per channel.
+///
+/// Training mode (`train`) normalises with the batch mean and biased
+/// variance and updates `running_mean` and `running_var` in place:
+/// `r = (1 - momentum) r + momentum b`, with the unbiased variance, as
+/// PyTorch does. Eval mode normalises with the running estimates. `affine`
+/// is `(gamma, beta)`, each `[C]`. Returns the output and the statistics used.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm(
+    x: &Tensor,
+    affine: Option<(&Tensor, &Tensor)>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    train: bool,
+    momentum: f32,
+    eps: f32,
+) -> Result<(Tensor, BatchStats)> {
+    let (n, c, l) = bn_dims("batch_norm", x.shape())?;
+    check_channels("batch_norm", x, c, &[running_mean, running_var])?;
+    if let Some((g, b)) = affine {
+        check_channels("batch_norm", x, c, &[g, b])?;
+    }
+    if train && n * l < 2 {
+        return Err(Error::shape(
+            "batch_norm",
+            &[x.shape()],
+            "training mode needs more than one value per channel",
+        ));
+    }
+    let gpu = x.gpu();
+    let p = BnParams {
+        n: n as u32,
+        c: c as u32,
+        l: l as u32,
+        _pad: 0,
+        momentum,
+        eps,
+        _pad1: 0,
+        _pad2: 0,
+    };
+    let stats = BatchStats {
+        mean: Tensor::uninit(gpu, &[c])?,
+        invstd: Tensor::uninit(gpu, &[c])?,
+    };
+    let y = Tensor::uninit(gpu, x.shape())?;
+    if x.numel() == 0 {
+        return Ok((y, stats));
+    }
+    let stat_bindings = [
+        x.binding(1),
+        stats.mean.binding(2),
+        stats.invstd.binding(3),
+        running_mean.binding(4),
+        running_var.binding(5),
+    ];
+    if train {
+        let groups = channel_groups(gpu, c)?;
+        dispatch(gpu, &bn_kernel("stats"), &[], &p, &stat_bindings, groups)?;
+    } else {
+        let groups = [c.div_ceil(64) as u32, 1, 1];
+        dispatch(
+            gpu,
+            &bn_kernel("eval_stats"),
+            &[],
+            &p,
+            &stat_bindings[1..],
+            groups,
+        )?;
+    }
+    let (gamma, beta) = affine.unwrap_or((&stats.mean, &stats.mean));
+    dispatch(
+        gpu,
+        &bn_kernel("normalize"),
+        &[("AFFINE", affine.is_some() as u32 as f64)],
+        &p,
+        &[
+            x.binding(1),
+            stats.mean.binding(2),
+            stats.invstd.binding(3),
+            gamma.binding(4),
+            beta.binding(5),
+            y.binding(6),
+        ],
+        gpu.grid((x.numel() as u64).div_ceil(256))?,
+    )?;
+    Ok((y, stats))
+}
+
+/// One workgroup per channel.
+fn channel_groups(gpu: &Gpu, c: usize) -> Result<[u32; 3]> {
+    let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
+    if c > max {
+        return Err(Error::Limit {
+            what: format!("a batch norm over {c} channels"),
+            limit: "max_compute_workgroups_per_dimension",
+            requested: c as u64,
+            allowed: max as u64,
+        });
+    }
+    Ok([c as u32, 1, 1])
+}
+
+/// The gradients of [`batch_norm`] given dL/dy: `(dx, dgamma, dbeta)`;
+/// dgamma and dbeta are computed in any case (dx needs them in training mode).
+pub fn batch_norm_backward(
+    x: &Tensor,
+    dy: &Tensor,
+    stats: &BatchStats,
+    gamma: Option<&Tensor>,
+    train: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (n, c, l) = bn_dims("batch_norm_backward", x.shape())?;
+    if dy.shape() != x.shape() {
+        return Err(Error::shape(
+            "batch_norm_backward",
+            &[x.shape(), dy.shape()],
+            "the output gradient must have the input's shape",
+        ));
+    }
+    let gpu = x.gpu();
+    let p = BnParams {
+        n: n as u32,
+        c: c as u32,
+        l: l as u32,
+        _pad: 0,
+        momentum: 0.0,
+        eps: 0.0,
+        _pad1: 0,
+        _pad2: 0,
+    };
+    let dgamma = Tensor::uninit(gpu, &[c])?;
+    let dbeta = Tensor::uninit(gpu, &[c])?;
+    let dx = Tensor::uninit(gpu, x.shape())?;
+    if x.numel() == 0 {
+        return Ok((dx, Tensor::zeros(gpu, &[c])?, Tensor::zeros(gpu, &[c])?));
+    }
+    dispatch(
+        gpu,
+        &bn_kernel("backward_reduce"),
+        &[],
+        &p,
+        &[
+            x.binding(1),
+            dy.binding(2),
+            stats.mean.binding(3),
+            stats.invstd.binding(4),
+            dgamma.binding(5),
+            dbeta.binding(6),
+        ],
+        channel_groups(gpu, c)?,
+    )?;
+    dispatch(
+        gpu,
+        &bn_kernel("backward_input"),
+        &[
+            ("AFFINE", gamma.is_some() as u32 as f64),
+            ("TRAIN", train as u32 as f64),
+        ],
+        &p,
+        &[
+            x.binding(1),
+            dy.binding(2),
+            stats.mean.binding(3),
+            stats.invstd.binding(4),
+            gamma.unwrap_or(&stats.mean).binding(5),
+            dgamma.binding(6),
+            dbeta.binding(7),
+            dx.binding(8),
+        ],
+        gpu.grid((x.numel() as u64).div_ceil(256))?,
+    )?;
+    Ok((dx, dgamma, dbeta))
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LnParams {
+    rows: u32,
+    d: u32,
+    eps: f32,
+    _pad: u32,
+}
+
+fn ln_dims(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<(usize, usize)> {
+    let Some(&d) = x.shape().last() else {
+        return Err(Error::shape(
+            "layer_norm",
+            &[x.shape()],
+            "the input needs at least one dimension",
+        ));
+    };
+    check_channels("layer_norm", x, d, &[gamma, beta])?;
+    Ok((x.numel() / d.max(1), d))
+}
+
+fn rows_groups(rows: usize) -> [u32; 3] {
+    [rows.div_ceil(64) as u32, 1, 1]
+}
+
+/// Layer normalisation over the last dimension with a learned `gamma` and
+/// `beta` (`[D]`). Returns the output and the per-row mean and 1/std.
+pub fn layer_norm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (rows, d) = ln_dims(x, gamma, beta)?;
+    let gpu = x.gpu();
+    let p = LnParams {
+        rows: rows as u32,
+        d: d as u32,
+        eps,
+        _pad: 0,
+    };
+    let y = Tensor::uninit(gpu, x.shape())?;
+    let mean = Tensor::uninit(gpu, &[rows])?;
+    let rstd = Tensor::uninit(gpu, &[rows])?;
+    dispatch(
+        gpu,
+        &ln_kernel("forward"),
+        &[],
+        &p,
+        &[
+            x.binding(1),
+            gamma.binding(2),
+            beta.binding(3),
+            y.binding(4),
+            mean.binding(5),
+            rstd.binding(6),
+        ],
+        rows_groups(rows),
+    )?;
+    Ok((y, mean, rstd))
+}
+
+/// The gradients of [`layer_norm`] given dL/dy: `(dx, dgamma, dbeta)`.
+pub fn layer_norm_backward(
+    x: &Tensor,
+    dy: &Tensor,
+    gamma: &Tensor,
+    mean: &Tensor,
+    rstd: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (rows, d) = ln_dims(x, gamma, gamma)?;
+    if dy.shape() != x.shape() || mean.shape() != [rows] || rstd.shape() != [rows] {
+        return Err(Error::shape(
+            "layer_norm_backward",
+            &[x.shape(), dy.shape(), mean.shape(), rstd.shape()],
+            "expected dy shaped as x and per-row statistics",
+        ));
+    }
+    let gpu = x.gpu();
+    let p = LnParams {
+        rows: rows as u32,
+        d: d as u32,
+        eps: 0.0,
+        _pad: 0,
+    };
+    let dx = Tensor::uninit(gpu, x.shape())?;
+    let dgamma = Tensor::uninit(gpu, &[d])?;
+    let dbeta = Tensor::uninit(gpu, &[d])?;
+    dispatch(
+        gpu,
+        &ln_kernel("backward_input"),
+        &[],
+        &p,
+        &[
+            x.binding(1),
+            dy.binding(2),
+            gamma.binding(3),
+            mean.binding(4),
+            rstd.binding(5),
+            dx.binding(6),
+        ],
+        rows_groups(rows),
+    )?;
+    dispatch(
+        gpu,
+        &ln_kernel("backward_params"),
+        &[],
+        &p,
+        &[
+            x.binding(1),
+            dy.binding(2),
+            mean.binding(3),
+            rstd.binding(4),
+            dgamma.binding(5),
+            dbeta.binding(6),
+        ],
+        rows_groups(d),
+    )?;
+    Ok((dx, dgamma, dbeta))
+}

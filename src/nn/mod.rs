@@ -1,0 +1,133 @@
+//! Network modules: the layers an encoder is made of, the small ConvNet and
+//! ResNet-18 encoders, the projector MLP, and safetensors checkpoints.
+//!
+//! A module owns its parameters as [`Param`]s (a [`Tensor`] plus the [`Var`]
+//! it was registered as on the current step's tape) and its buffers (batch
+//! norm running statistics) as plain tensors. `forward` registers every
+//! parameter on the tape it is given with [`Tape::param`]; after the
+//! backward, [`Module::parameters`] pairs each PyTorch-style name with its
+//! tensor and var, so an optimizer can look up the gradient and update the
+//! tensor's buffer in place for the next step.
+
+mod checkpoint;
+mod convnet;
+mod init;
+mod layers;
+mod projector;
+mod resnet;
+
+use std::cell::Cell;
+
+use serde::{Deserialize, Serialize};
+
+pub use checkpoint::{load, load_into, load_tensors, read_metadata, save, save_with};
+pub use convnet::ConvNet;
+pub use init::Init;
+pub use layers::{BatchNorm, Conv2d, Linear};
+pub use projector::Projector;
+pub use resnet::ResNet18;
+
+use crate::autograd::{Tape, Var};
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::tensor::Tensor;
+
+/// A trainable tensor and the var it was registered as by the last forward.
+#[derive(Debug)]
+pub struct Param {
+    pub tensor: Tensor,
+    var: Option<Var>,
+}
+
+impl Param {
+    pub fn new(tensor: Tensor) -> Param {
+        Param { tensor, var: None }
+    }
+
+    /// The var of the last forward's tape, if a forward has run.
+    pub fn var(&self) -> Option<Var> {
+        self.var
+    }
+
+    /// Registers the tensor on `tape` as a parameter for this step. A
+    /// second forward on the same tape (the other view of a pair) reuses the
+    /// same var, so the gradients of both forwards add up in one place.
+    pub fn register(&mut self, tape: &mut Tape) -> Result<Var> {
+        if let Some(v) = self.var.filter(|&v| tape.owns(v)) {
+            return Ok(v);
+        }
+        let v = tape.param(&self.tensor)?;
+        self.var = Some(v);
+        Ok(v)
+    }
+}
+
+/// One named piece of a module's state, as PyTorch's `state_dict` lists it.
+#[derive(Debug)]
+pub enum Entry<'a> {
+    Param(&'a Param),
+    /// A buffer such as `running_mean`: state that is not trained.
+    Buffer(&'a Tensor),
+    /// `num_batches_tracked` (an int64 scalar in PyTorch).
+    Counter(&'a Cell<i64>),
+}
+
+/// The architecture of a top-level module: written into checkpoints so a
+/// file rebuilds the module it came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Arch {
+    ConvNet { in_channels: usize },
+    ResNet18 { in_channels: usize },
+    Projector { dims: Vec<usize> },
+}
+
+impl Arch {
+    /// A fresh module of this architecture, initialised from `seed`.
+    pub fn build(&self, gpu: &Gpu, seed: u64) -> Result<Box<dyn Module>> {
+        let mut init = Init::new(seed);
+        Ok(match self {
+            Arch::ConvNet { in_channels } => Box::new(ConvNet::new(gpu, *in_channels, &mut init)?),
+            Arch::ResNet18 { in_channels } => {
+                Box::new(ResNet18::new(gpu, *in_channels, &mut init)?)
+            }
+            Arch::Projector { dims } => Box::new(Projector::new(gpu, dims, &mut init)?),
+        })
+    }
+}
+
+/// A network: forward on a tape, and its state by PyTorch name.
+pub trait Module {
+    /// What [`Arch::build`] needs to rebuild this module.
+    fn arch(&self) -> Arch;
+
+    /// Runs the module on `x`, registering its parameters on `tape`.
+    /// `train` selects batch statistics (and updates the running ones) over
+    /// the running statistics in batch norms.
+    fn forward(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var>;
+
+    /// Appends every parameter and buffer, named `prefix` + its PyTorch name,
+    /// in `state_dict` order.
+    fn visit<'a>(&'a self, prefix: &str, out: &mut Vec<(String, Entry<'a>)>);
+
+    /// The trainable parameters by name.
+    fn parameters(&self) -> Vec<(String, &Param)> {
+        let mut all = Vec::new();
+        self.visit("", &mut all);
+        all.into_iter()
+            .filter_map(|(name, e)| match e {
+                Entry::Param(p) => Some((name, p)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// `prefix.name`, or `name` at the top.
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}

@@ -1,0 +1,79 @@
+//! The projector head: Linear -> BatchNorm1d -> ReLU blocks and a final
+//! Linear without bias or batch norm.
+
+use super::{Arch, BatchNorm, Entry, Init, Linear, Module, join};
+use crate::autograd::{Tape, Var};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+/// For dims `[d0, d1, ..., dk]`: k - 1 blocks Linear(d_i, d_i+1) ->
+/// BatchNorm1d(d_i+1) -> ReLU, then Linear(d_k-1, d_k, bias=False). Names
+/// match PyTorch's `nn.Sequential` stored as `layers` (the ReLUs take
+/// indices too): layers.0 Linear, layers.1 BatchNorm1d, layers.3 Linear, ...
+#[derive(Debug)]
+pub struct Projector {
+    dims: Vec<usize>,
+    blocks: Vec<(Linear, BatchNorm)>,
+    last: Linear,
+}
+
+impl Projector {
+    pub fn new(gpu: &Gpu, dims: &[usize], init: &mut Init) -> Result<Projector> {
+        if dims.len() < 2 || dims.contains(&0) {
+            return Err(Error::invalid(
+                "Projector",
+                format!("dims {dims:?}: need at least two, none zero"),
+            ));
+        }
+        let k = dims.len() - 1;
+        let mut blocks = Vec::new();
+        for i in 0..k - 1 {
+            blocks.push((
+                Linear::new(gpu, init, dims[i], dims[i + 1], true)?,
+                BatchNorm::new(gpu, dims[i + 1], true)?,
+            ));
+        }
+        let last = Linear::new(gpu, init, dims[k - 1], dims[k], false)?;
+        Ok(Projector {
+            dims: dims.to_vec(),
+            blocks,
+            last,
+        })
+    }
+}
+
+impl Module for Projector {
+    fn arch(&self) -> Arch {
+        Arch::Projector {
+            dims: self.dims.clone(),
+        }
+    }
+
+    fn forward(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
+        let shape = tape.shape(x)?;
+        if shape.len() != 2 || shape[1] != self.dims[0] {
+            return Err(Error::shape(
+                "Projector",
+                &[shape],
+                format!("expected [N, {}] features", self.dims[0]),
+            ));
+        }
+        let mut h = x;
+        for (linear, bn) in &mut self.blocks {
+            h = linear.forward(tape, h)?;
+            h = bn.forward(tape, h, train)?;
+            h = tape.relu(h)?;
+        }
+        self.last.forward(tape, h)
+    }
+
+    fn visit<'a>(&'a self, prefix: &str, out: &mut Vec<(String, Entry<'a>)>) {
+        let layers = join(prefix, "layers");
+        for (i, (linear, bn)) in self.blocks.iter().enumerate() {
+            linear.visit(&join(&layers, &(3 * i).to_string()), out);
+            bn.visit(&join(&layers, &(3 * i + 1).to_string()), out);
+        }
+        let last = 3 * self.blocks.len();
+        self.last.visit(&join(&layers, &last.to_string()), out);
+    }
+}

@@ -1,0 +1,140 @@
+//! ResNet-18 with the CIFAR stem (3x3 stride-1 first convolution, no max
+//! pool), basic blocks, global average pool to a 512-d representation.
+//! Names follow torchvision's `resnet18` (conv1, bn1, layer1.0.conv1, ...,
+//! layer2.0.downsample.0 / .1), without the `fc` head.
+
+use super::{Arch, BatchNorm, Conv2d, Entry, Init, Module, join};
+use crate::autograd::{Tape, Var};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+#[derive(Debug)]
+struct BasicBlock {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    downsample: Option<(Conv2d, BatchNorm)>,
+}
+
+impl BasicBlock {
+    fn new(gpu: &Gpu, init: &mut Init, cin: usize, cout: usize, stride: usize) -> Result<Self> {
+        let downsample = if stride != 1 || cin != cout {
+            Some((
+                Conv2d::new(gpu, init, cin, cout, 1, stride, 0, false)?,
+                BatchNorm::new(gpu, cout, true)?,
+            ))
+        } else {
+            None
+        };
+        Ok(BasicBlock {
+            conv1: Conv2d::new(gpu, init, cin, cout, 3, stride, 1, false)?,
+            bn1: BatchNorm::new(gpu, cout, true)?,
+            conv2: Conv2d::new(gpu, init, cout, cout, 3, 1, 1, false)?,
+            bn2: BatchNorm::new(gpu, cout, true)?,
+            downsample,
+        })
+    }
+
+    /// relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
+    fn forward(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
+        let h = self.conv1.forward(tape, x)?;
+        let h = self.bn1.forward(tape, h, train)?;
+        let h = tape.relu(h)?;
+        let h = self.conv2.forward(tape, h)?;
+        let h = self.bn2.forward(tape, h, train)?;
+        let shortcut = match &mut self.downsample {
+            Some((conv, bn)) => {
+                let s = conv.forward(tape, x)?;
+                bn.forward(tape, s, train)?
+            }
+            None => x,
+        };
+        let sum = tape.add(h, shortcut)?;
+        tape.relu(sum)
+    }
+
+    fn visit<'a>(&'a self, prefix: &str, out: &mut Vec<(String, Entry<'a>)>) {
+        self.conv1.visit(&join(prefix, "conv1"), out);
+        self.bn1.visit(&join(prefix, "bn1"), out);
+        self.conv2.visit(&join(prefix, "conv2"), out);
+        self.bn2.visit(&join(prefix, "bn2"), out);
+        if let Some((conv, bn)) = &self.downsample {
+            conv.visit(&join(prefix, "downsample.0"), out);
+            bn.visit(&join(prefix, "downsample.1"), out);
+        }
+    }
+}
+
+/// ResNet-18, CIFAR variant.
+#[derive(Debug)]
+pub struct ResNet18 {
+    in_channels: usize,
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    /// layer1..layer4, two blocks each.
+    layers: Vec<Vec<BasicBlock>>,
+}
+
+impl ResNet18 {
+    /// The width of the representation.
+    pub const DIM: usize = 512;
+
+    pub fn new(gpu: &Gpu, in_channels: usize, init: &mut Init) -> Result<ResNet18> {
+        let conv1 = Conv2d::new(gpu, init, in_channels, 64, 3, 1, 1, false)?;
+        let bn1 = BatchNorm::new(gpu, 64, true)?;
+        let mut layers = Vec::new();
+        let mut cin = 64;
+        for (cout, stride) in [(64, 1), (128, 2), (256, 2), (512, 2)] {
+            layers.push(vec![
+                BasicBlock::new(gpu, init, cin, cout, stride)?,
+                BasicBlock::new(gpu, init, cout, cout, 1)?,
+            ]);
+            cin = cout;
+        }
+        Ok(ResNet18 {
+            in_channels,
+            conv1,
+            bn1,
+            layers,
+        })
+    }
+}
+
+impl Module for ResNet18 {
+    fn arch(&self) -> Arch {
+        Arch::ResNet18 {
+            in_channels: self.in_channels,
+        }
+    }
+
+    fn forward(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
+        let shape = tape.shape(x)?;
+        if shape.len() != 4 || shape[1] != self.in_channels {
+            return Err(Error::shape(
+                "ResNet18",
+                &[shape],
+                format!("expected [N, {}, H, W] images", self.in_channels),
+            ));
+        }
+        let h = self.conv1.forward(tape, x)?;
+        let h = self.bn1.forward(tape, h, train)?;
+        let mut h = tape.relu(h)?;
+        for layer in &mut self.layers {
+            for block in layer {
+                h = block.forward(tape, h, train)?;
+            }
+        }
+        tape.global_avg_pool(h)
+    }
+
+    fn visit<'a>(&'a self, prefix: &str, out: &mut Vec<(String, Entry<'a>)>) {
+        self.conv1.visit(&join(prefix, "conv1"), out);
+        self.bn1.visit(&join(prefix, "bn1"), out);
+        for (i, layer) in self.layers.iter().enumerate() {
+            for (j, block) in layer.iter().enumerate() {
+                block.visit(&join(prefix, &format!("layer{}.{j}", i + 1)), out);
+            }
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! conv2d, both variants, forward and backward, against the f64 reference
+//! in tests/common/layers.rs: the forward element by element, the gradients
+//! against central differences of the reference forward, at shapes that are
+//! not multiples of any tile (odd batch, channels and sizes, stride, padding).
+
+mod common;
+#[path = "common/layers.rs"]
+mod layers;
+
+use common::*;
+use darkmatter::Tape;
+use darkmatter::kernels::conv2d::{
+    ConvVariant, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_with,
+};
+use layers::{Conv, dot, numeric_grad, to_f64};
+
+const SHAPES: [Conv; 8] = [
+    // The odd shape: batch 3, 5 channels, 9x7, stride 2, pad 1.
+    Conv {
+        n: 3,
+        c: 5,
+        h: 9,
+        w: 7,
+        o: 6,
+        k: 3,
+        stride: 2,
+        pad: 1,
+    },
+    // More output channels than one 16-wide register block.
+    Conv {
+        n: 2,
+        c: 3,
+        h: 6,
+        w: 5,
+        o: 19,
+        k: 3,
+        stride: 1,
+        pad: 1,
+    },
+    // A 1x1 downsampling shortcut.
+    Conv {
+        n: 3,
+        c: 7,
+        h: 5,
+        w: 6,
+        o: 5,
+        k: 1,
+        stride: 2,
+        pad: 0,
+    },
+    // Stride larger than the kernel, large padding.
+    Conv {
+        n: 1,
+        c: 2,
+        h: 7,
+        w: 8,
+        o: 3,
+        k: 2,
+        stride: 3,
+        pad: 2,
+    },
+    // The kernel exactly fills the padded input: one output pixel.
+    Conv {
+        n: 2,
+        c: 3,
+        h: 3,
+        w: 4,
+        o: 4,
+        k: 5,
+        stride: 1,
+        pad: 1,
+    },
+    // Batch 1, channels that are multiples of neither 4 nor 16 on either
+    // side (two and three 16-wide blocks), 30 pixels: not a multiple of 8.
+    Conv {
+        n: 1,
+        c: 17,
+        h: 5,
+        w: 6,
+        o: 33,
+        k: 3,
+        stride: 1,
+        pad: 1,
+    },
+    // Stride 2 without padding: the input gradient's four stride phases
+    // have different sizes, and the last row and column reach no output.
+    Conv {
+        n: 2,
+        c: 4,
+        h: 8,
+        w: 7,
+        o: 5,
+        k: 3,
+        stride: 2,
+        pad: 0,
+    },
+    // An even kernel at stride 3: phases with one tap, phases with two.
+    Conv {
+        n: 1,
+        c: 3,
+        h: 10,
+        w: 9,
+        o: 2,
+        k: 4,
+        stride: 3,
+        pad: 1,
+    },
+];
+
+struct Case {
+    x: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    r: Vec<f32>,
+}
+
+fn case(s: Conv, seed: u64) -> Case {
+    let mut rng = Rng::new(seed);
+    let count = |shape: [usize; 4]| shape.iter().product::<usize>();
+    Case {
+        x: rng.vec(count(s.x_shape()), -1.0, 1.0),
+        w: rng.vec(count(s.w_shape()), -1.0, 1.0),
+        b: rng.vec(s.o, -1.0, 1.0),
+        r: rng.vec(count(s.y_shape()), -1.0, 1.0),
+    }
+}
+
+fn forward_matches(variant: ConvVariant) {
+    for (i, s) in SHAPES.into_iter().enumerate() {
+        let c = case(s, i as u64);
+        let (x, w, b) = (
+            upload(&c.x, &s.x_shape()),
+            upload(&c.w, &s.w_shape()),
+            upload(&c.b, &[s.o]),
+        );
+        for bias in [false, true] {
+            let y = conv2d_with(variant, &x, &w, bias.then_some(&b), s.stride, s.pad).unwrap();
+            assert_eq!(y.shape(), s.y_shape());
+            let want = layers::conv2d(
+                &s,
+                &to_f64(&c.x),
+                &to_f64(&c.w),
+                bias.then(|| to_f64(&c.b)).as_deref(),
+            );
+            let what = format!("{} forward {s:?} bias={bias}", variant.name());
+            assert_close(&y.to_vec().unwrap(), &want, 1e-4, 1e-5, &what);
+        }
+    }
+}
+
+/// L = sum(conv(x, w) + b) * r): dL/dx, dL/dw, dL/db by central differences.
+fn backward_matches(variant: ConvVariant) {
+    for (i, s) in SHAPES.into_iter().enumerate() {
+        let c = case(s, 100 + i as u64);
+        let (x64, w64, b64, r64) = (to_f64(&c.x), to_f64(&c.w), to_f64(&c.b), to_f64(&c.r));
+        let loss = |x: &[f64], w: &[f64], b: &[f64]| dot(&layers::conv2d(&s, x, w, Some(b)), &r64);
+        let want_dx = numeric_grad(&x64, |x| loss(x, &w64, &b64));
+        let want_dw = numeric_grad(&w64, |w| loss(&x64, w, &b64));
+        let want_db = numeric_grad(&b64, |b| loss(&x64, &w64, b));
+
+        let (x, w, r) = (
+            upload(&c.x, &s.x_shape()),
+            upload(&c.w, &s.w_shape()),
+            upload(&c.r, &s.y_shape()),
+        );
+        let what = |g: &str| format!("{} d{g} {s:?}", variant.name());
+        let dx = conv2d_backward_input(variant, &r, &w, &s.x_shape(), s.stride, s.pad).unwrap();
+        assert_close(&dx.to_vec().unwrap(), &want_dx, 1e-4, 1e-4, &what("x"));
+        let dw = conv2d_backward_weight(variant, &x, &r, &s.w_shape(), s.stride, s.pad).unwrap();
+        assert_close(&dw.to_vec().unwrap(), &want_dw, 1e-4, 1e-4, &what("w"));
+        let db = conv2d_backward_bias(&r).unwrap();
+        assert_close(&db.to_vec().unwrap(), &want_db, 1e-4, 1e-4, &what("b"));
+    }
+}
+
+#[test]
+fn direct_forward_matches_reference() {
+    forward_matches(ConvVariant::Direct);
+}
+
+#[test]
+fn implicit_gemm_forward_matches_reference() {
+    forward_matches(ConvVariant::ImplicitGemm);
+}
+
+#[test]
+fn direct_backward_matches_finite_differences() {
+    backward_matches(ConvVariant::Direct);
+}
+
+#[test]
+fn implicit_gemm_backward_matches_finite_differences() {
+    backward_matches(ConvVariant::ImplicitGemm);
+}
+
+/// A batch large enough that the weight gradient is split into several
+/// partial sums over the batch.
+#[test]
+fn implicit_gemm_weight_gradient_sums_batch_chunks() {
+    let s = Conv {
+        n: 37,
+        c: 2,
+        h: 5,
+        w: 5,
+        o: 3,
+        k: 3,
+        stride: 1,
+        pad: 1,
+    };
+    let c = case(s, 7);
+    let (x, r) = (upload(&c.x, &s.x_shape()), upload(&c.r, &s.y_shape()));
+    let got =
+        conv2d_backward_weight(ConvVariant::ImplicitGemm, &x, &r, &s.w_shape(), 1, 1).unwrap();
+    let want = conv2d_backward_weight(ConvVariant::Direct, &x, &r, &s.w_shape(), 1, 1).unwrap();
+    assert_close(
+        &got.to_vec().unwrap(),
+        &to_f64(&want.to_vec().unwrap()),
+        1e-4,
+        1e-4,
+        "chunked dw",
+    );
+}
+
+/// The tape wires the three gradients to the right inputs.
+#[test]
+fn tape_conv2d_gradients() {
+    let s = SHAPES[0];
+    let c = case(s, 42);
+    let (x64, w64, b64, r64) = (to_f64(&c.x), to_f64(&c.w), to_f64(&c.b), to_f64(&c.r));
+    let loss = |x: &[f64], w: &[f64], b: &[f64]| dot(&layers::conv2d(&s, x, w, Some(b)), &r64);
+    for variant in ConvVariant::ALL {
+        let mut tape = Tape::new(gpu());
+        let x = tape.param(&upload(&c.x, &s.x_shape())).unwrap();
+        let w = tape.param(&upload(&c.w, &s.w_shape())).unwrap();
+        let b = tape.param(&upload(&c.b, &[s.o])).unwrap();
+        let r = tape.constant(&upload(&c.r, &s.y_shape())).unwrap();
+        let y = tape
+            .conv2d_with(variant, x, w, Some(b), s.stride, s.pad)
+            .unwrap();
+        let l = tape.mul(y, r).unwrap();
+        let l = tape.sum_all(l).unwrap();
+        let grads = tape.backward(l).unwrap();
+        let got = |v| grads.get(v).unwrap().to_vec().unwrap();
+        assert_close(
+            &got(x),
+            &numeric_grad(&x64, |x| loss(x, &w64, &b64)),
+            1e-4,
+            1e-4,
+            "tape dx",
+        );
+        assert_close(
+            &got(w),
+            &numeric_grad(&w64, |w| loss(&x64, w, &b64)),
+            1e-4,
+            1e-4,
+            "tape dw",
+        );
+        assert_close(
+            &got(b),
+            &numeric_grad(&b64, |b| loss(&x64, &w64, b)),
+            1e-4,
+            1e-4,
+            "tape db",
+        );
+    }
+}
+
+#[test]
+fn bad_shapes_are_typed_errors() {
+    let x = upload(&[0.5; 2 * 3 * 4 * 4], &[2, 3, 4, 4]);
+    let w = upload(&[0.5; 4 * 2 * 3 * 3], &[4, 2, 3, 3]);
+    let err = conv2d_with(ConvVariant::ImplicitGemm, &x, &w, None, 1, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("3 channels") && err.contains("[2, 3, 4, 4]") && err.contains("[4, 2, 3, 3]"),
+        "{err}"
+    );
+
+    let big = upload(&[0.5; 3 * 7 * 7], &[1, 3, 7, 7]);
+    let err = conv2d_with(ConvVariant::Direct, &x, &big, None, 1, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("7x7 kernel") && err.contains("6x6 padded input"),
+        "{err}"
+    );
+
+    let flat = upload(&[0.5; 12], &[3, 4]);
+    assert!(conv2d_with(ConvVariant::Direct, &flat, &w, None, 1, 0).is_err());
+    let w3 = upload(&[0.5; 4 * 3 * 9], &[4, 3, 3, 3]);
+    assert!(conv2d_with(ConvVariant::Direct, &x, &w3, None, 0, 0).is_err());
+    let bad_bias = upload(&[0.5; 3], &[3]);
+    let err = conv2d_with(ConvVariant::Direct, &x, &w3, Some(&bad_bias), 1, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bias must be [4]"), "{err}");
+}

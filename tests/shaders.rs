@@ -1,0 +1,52 @@
+//! Every WGSL file under shaders/ parses and validates with naga, with every
+//! capability a device might lack turned off except what the file declares.
+
+use std::path::{Path, PathBuf};
+
+fn wgsl_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("shaders/ is readable") {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            wgsl_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "wgsl") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_shader_validates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut files = Vec::new();
+    wgsl_files(&root, &mut files);
+    assert!(
+        files.len() >= 6,
+        "expected the shader tree, found {files:?}"
+    );
+    let mut failures = Vec::new();
+    for path in &files {
+        let source = std::fs::read_to_string(path).expect("shader is readable");
+        let module = match naga::front::wgsl::parse_str(&source) {
+            Ok(m) => m,
+            Err(e) => {
+                failures.push(format!("{}: {}", path.display(), e.emit_to_string(&source)));
+                continue;
+            }
+        };
+        let mut validator = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        );
+        if let Err(e) = validator.validate(&module) {
+            failures.push(format!("{}: {}", path.display(), e.emit_to_string(&source)));
+        }
+        let first = source.lines().next().unwrap_or("");
+        if !first.starts_with("//") {
+            failures.push(format!(
+                "{}: must start with a comment saying what it does",
+                path.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
