@@ -101,23 +101,6 @@ fn check(
 const ALWAYS: f32 = 1.0;
 
 #[test]
-fn wgsl_validates_with_naga() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/augment");
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let source = std::fs::read_to_string(&path).unwrap();
-        let module = naga::front::wgsl::parse_str(&source)
-            .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&source)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::all(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
-    }
-}
-
-#[test]
 fn crop_flip_rotation_sample_bilinearly_like_the_reference() {
     let v = ViewConfig {
         crop: Some(Crop {
