@@ -1,11 +1,16 @@
 //! The `darkmatter` command line.
 
 mod augment;
+mod embed;
+mod eval;
 mod info;
+mod train;
 
 use clap::{Parser, Subcommand};
 
-/// darkmatter: self-supervised vision training on hand-written WGSL compute shaders.
+/// darkmatter: self-supervised vision training on hand-written WGSL compute
+/// shaders. Without a subcommand it trains VICReg on the embedded synthetic
+/// data (`darkmatter train` with every default).
 #[derive(Parser, Debug)]
 #[command(name = "darkmatter", version, about, long_about = None)]
 pub struct Cli {
@@ -15,6 +20,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Train an encoder self-supervised, evaluating it every epoch.
+    Train(train::TrainArgs),
+    /// kNN and linear-probe accuracy and collapse monitors of a checkpoint.
+    Eval(eval::EvalArgs),
+    /// Write a checkpoint's representations of a dataset as a NumPy file.
+    Embed(embed::EmbedArgs),
     /// Print the adapter, backend, driver, limits and features in use.
     ///
     /// The adapter is chosen as for every command: the best device found
@@ -30,19 +41,23 @@ pub enum Command {
     Augment(augment::AugmentArgs),
 }
 
-/// Runs the command line; returns the process exit code.
+/// Runs the command line; returns the process exit code: 0, or 2 with a
+/// one-line error naming the cause.
 pub fn run(cli: Cli) -> i32 {
-    let result = match cli
-        .command
-        .unwrap_or(Command::Info(info::InfoArgs::default()))
-    {
-        Command::Info(args) => info::run(&args),
+    let result = match cli.command.unwrap_or(Command::Train(train::TrainArgs {
+        out: "runs/latest".into(),
+        ..Default::default()
+    })) {
+        Command::Train(args) => train::run(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Embed(args) => embed::run(&args),
         Command::Augment(args) => augment::run(&args),
+        Command::Info(args) => info::run(&args),
     };
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", e.to_string().replace('\n', " "));
             2
         }
     }

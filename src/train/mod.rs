@@ -1,1 +1,343 @@
+//! `darkmatter train`: self-supervised training end to end — data, GPU
+//! augmentation, encoder and projector on the tape, fused loss, fused
+//! optimiser update, per-epoch evaluation, metrics, checkpoints and plots.
+
+pub mod checkpoint;
+pub mod config;
+pub mod features;
+pub mod metrics;
 pub mod plots;
+mod report;
+pub mod step;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::augment::{AugmentConfig, Preset};
+use crate::data::{self, Dataset, Loader, LoaderConfig, Split, SyntheticConfig, SyntheticDataset};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::{Arch, Module};
+use crate::optim::{Optimizer, Rule, WarmupCosine};
+
+pub use config::{EncoderKind, Method, TrainConfig};
+pub use features::Evaluation;
+pub use metrics::EpochRecord;
+
+/// Opens a data spec's split; `synthetic` gets the run's size.
+pub fn open_data(spec: &str, split: Split, config: &TrainConfig) -> Result<Arc<dyn Dataset>> {
+    if spec == "synthetic" {
+        let cfg = SyntheticConfig {
+            size: config.synthetic_size,
+            train_len: config.synthetic_train,
+            test_len: (config.synthetic_train / 4).max(1),
+            ..SyntheticConfig::default()
+        };
+        return Ok(Arc::new(SyntheticDataset::new(cfg, split)?));
+    }
+    Ok(data::open(spec, split)?)
+}
+
+/// The architectures of a run's two parts.
+pub fn architectures(config: &TrainConfig, channels: usize) -> (Arch, Arch) {
+    let encoder = match config.encoder {
+        EncoderKind::ConvNet => Arch::ConvNet {
+            in_channels: channels,
+        },
+        EncoderKind::ResNet18 => Arch::ResNet18 {
+            in_channels: channels,
+        },
+    };
+    let mut dims = vec![config.encoder.dim()];
+    dims.extend(&config.projector);
+    (encoder, Arch::Projector { dims })
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct Summary {
+    /// The random-init encoder's evaluation (a fresh run only).
+    pub baseline: Option<Evaluation>,
+    pub last: EpochRecord,
+}
+
+/// A training run in progress.
+pub struct Trainer {
+    gpu: Gpu,
+    config: TrainConfig,
+    out: PathBuf,
+    train: Arc<dyn Dataset>,
+    test: Arc<dyn Dataset>,
+    encoder: Box<dyn Module>,
+    projector: Box<dyn Module>,
+    optimizer: Optimizer,
+    augment: AugmentConfig,
+    normalize: crate::augment::Normalize,
+    /// The first epoch still to run (0-based) and the step count so far.
+    epoch: u32,
+    step: u64,
+    /// Epochs after which to stop early (the schedule is unchanged).
+    stop_after: Option<u32>,
+    quiet: bool,
+}
+
+impl Trainer {
+    /// Prepares a fresh run, checking every input before anything is written.
+    pub fn new(gpu: &Gpu, config: TrainConfig, out: &Path) -> Result<Trainer> {
+        config.validate()?;
+        let train = open_data(&config.data, Split::Train, &config)?;
+        let test = open_data(&config.data, Split::Test, &config)?;
+        if config.batch_size > train.len() {
+            return Err(Error::invalid(
+                "train",
+                format!(
+                    "batch size {} is larger than the dataset ({} images)",
+                    config.batch_size,
+                    train.len()
+                ),
+            ));
+        }
+        checkpoint::prepare_out_dir(out)?;
+        let (enc_arch, proj_arch) = architectures(&config, train.channels());
+        let encoder = enc_arch.build(gpu, config.seed)?;
+        let projector = proj_arch.build(gpu, config.seed.wrapping_add(1))?;
+        let normalize = features::normalize_for(&config.data, train.channels());
+        let mut augment = AugmentConfig::preset(config.augment.parse::<Preset>()?);
+        augment.normalize = normalize;
+        let rule = Rule::from_name(&config.optimizer)?;
+        Ok(Trainer {
+            gpu: gpu.clone(),
+            optimizer: Optimizer::new(rule, config.weight_decay),
+            config,
+            out: out.to_path_buf(),
+            train,
+            test,
+            encoder,
+            projector,
+            augment,
+            normalize,
+            epoch: 0,
+            step: 0,
+            stop_after: None,
+            quiet: false,
+        })
+    }
+
+    /// Continues the run saved in `out`: same configuration, modules,
+    /// optimiser state and position, so the metrics match an uninterrupted run.
+    pub fn resume(gpu: &Gpu, out: &Path) -> Result<Trainer> {
+        let saved = checkpoint::load(gpu, out)?;
+        let mut t = Trainer::new(gpu, saved.config.clone(), out)?;
+        t.encoder = saved.encoder;
+        t.projector = saved.projector;
+        let (enc_arch, proj_arch) = architectures(&t.config, t.train.channels());
+        if t.encoder.arch() != enc_arch || t.projector.arch() != proj_arch {
+            return Err(Error::invalid(
+                "resume",
+                "the checkpoint's architecture does not match its configuration",
+            ));
+        }
+        t.optimizer.load_state(saved.step, saved.optimizer_state)?;
+        t.epoch = saved.epoch;
+        t.step = saved.step;
+        metrics::truncate(&out.join("metrics.jsonl"), saved.epoch)?;
+        Ok(t)
+    }
+
+    /// Stops after `epochs` epochs of the run, as if interrupted.
+    pub fn stop_after(mut self, epochs: Option<u32>) -> Trainer {
+        self.stop_after = epochs;
+        self
+    }
+
+    /// No progress bars or per-epoch lines (tests).
+    pub fn quiet(mut self) -> Trainer {
+        self.quiet = true;
+        self
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    fn steps_per_epoch(&self) -> u64 {
+        (self.train.len() / self.config.batch_size) as u64
+    }
+
+    fn schedule(&self) -> WarmupCosine {
+        let per_epoch = self.steps_per_epoch();
+        WarmupCosine {
+            base: self.config.lr(),
+            warmup_steps: (self.config.warmup_epochs as f64 * per_epoch as f64).round() as u64,
+            total_steps: per_epoch * self.config.epochs as u64,
+            final_fraction: 0.001,
+        }
+    }
+
+    /// Representations of the evaluation subsets, then every evaluation.
+    pub fn evaluate(&mut self) -> Result<(Evaluation, crate::tensor::Tensor)> {
+        let tr = features::subset(self.train.len(), self.config.eval_train_images);
+        let te = features::subset(self.test.len(), self.config.eval_test_images);
+        let bs = self.config.batch_size;
+        let a = features::representations(
+            &self.gpu,
+            self.encoder.as_mut(),
+            &self.train,
+            &tr,
+            self.normalize,
+            bs,
+        )?;
+        let b = features::representations(
+            &self.gpu,
+            self.encoder.as_mut(),
+            &self.test,
+            &te,
+            self.normalize,
+            bs,
+        )?;
+        let e = features::evaluate(&self.train, &tr, &a, &self.test, &te, &b)?;
+        Ok((e, b))
+    }
+
+    fn say(&self, line: &str) {
+        if !self.quiet {
+            println!("{line}");
+        }
+    }
+
+    /// Runs the remaining epochs; evaluates the random-init encoder first on
+    /// a fresh run, so the gain is visible.
+    pub fn run(mut self) -> Result<Summary> {
+        std::fs::write(
+            self.out.join("config.json"),
+            serde_json::to_string_pretty(&self.config)
+                .map_err(|e| Error::invalid("train", e.to_string()))?,
+        )
+        .map_err(|e| checkpoint::io(&self.out.join("config.json"), e))?;
+        self.say(&self.config.describe());
+        self.say(&format!(
+            "device {} | {} train / {} test images of {}x{}x{}",
+            self.gpu.describe(),
+            self.train.len(),
+            self.test.len(),
+            self.train.height(),
+            self.train.width(),
+            self.train.channels()
+        ));
+        let baseline = if self.epoch == 0 {
+            let (b, _) = self.evaluate()?;
+            self.say(&format!(
+                "random-init encoder: kNN {:.2}% (k=200 {:.2}%), linear probe {:.2}%",
+                b.knn_top1, b.knn200_top1, b.linear_top1
+            ));
+            Some(b)
+        } else {
+            self.say(&format!(
+                "resuming after epoch {} (step {})",
+                self.epoch, self.step
+            ));
+            None
+        };
+        let loader = Loader::new(
+            self.train.clone(),
+            LoaderConfig {
+                batch_size: self.config.batch_size,
+                seed: self.config.seed,
+                shuffle: true,
+                drop_last: true,
+            },
+        )?;
+        let schedule = self.schedule();
+        let per_epoch = self.steps_per_epoch();
+        let mut log = metrics::MetricsLog::open(&self.out.join("metrics.jsonl"))?;
+        let mut last = None;
+        let end = self
+            .stop_after
+            .map_or(self.config.epochs, |s| s.min(self.config.epochs));
+        for epoch in self.epoch..end {
+            let bar = if self.quiet {
+                ProgressBar::hidden()
+            } else {
+                let b = ProgressBar::new(per_epoch);
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}",
+                    )
+                    .map_err(|e| Error::invalid("train", e.to_string()))?
+                    .progress_chars("=> "),
+                );
+                b
+            };
+            bar.set_prefix(format!("{}/{}", epoch + 1, self.config.epochs));
+            let start = Instant::now();
+            let mut pending: Option<step::PendingLosses> = None;
+            let mut images = 0usize;
+            for batch in loader.epoch(epoch as u64) {
+                let lr = schedule.at(self.step);
+                let mut ctx = step::StepContext {
+                    gpu: &self.gpu,
+                    config: &self.config,
+                    augment: &self.augment,
+                    encoder: self.encoder.as_mut(),
+                    projector: self.projector.as_mut(),
+                    optimizer: &mut self.optimizer,
+                };
+                let next = step::train_step(&mut ctx, &batch, self.step, lr)?;
+                self.step += 1;
+                images += batch.len();
+                // Read the previous step's losses while this one runs.
+                if let Some(p) = pending.replace(next) {
+                    let losses = p.wait()?;
+                    bar.set_message(metrics::progress_message(&losses, images, start));
+                    log.step(epoch, &losses)?;
+                }
+                bar.inc(1);
+            }
+            if let Some(p) = pending.take() {
+                let losses = p.wait()?;
+                log.step(epoch, &losses)?;
+            }
+            let train_seconds = start.elapsed().as_secs_f64();
+            bar.finish_and_clear();
+            let (evaluation, test_features) = self.evaluate()?;
+            self.epoch = epoch + 1;
+            let record = EpochRecord {
+                epoch: epoch + 1,
+                step: self.step,
+                loss: log.last_loss(),
+                images_per_s: images as f64 / train_seconds.max(1e-9),
+                evaluation,
+            };
+            log.epoch(&record)?;
+            self.say(&record.line());
+            checkpoint::save(self.checkpoint_state())?;
+            report::write_all(
+                &self.out,
+                &log,
+                &self.test,
+                &test_features,
+                &self.augment,
+                &self.train,
+            )?;
+            last = Some(record);
+        }
+        let last = last.ok_or_else(|| Error::invalid("train", "no epoch left to run"))?;
+        Ok(Summary { baseline, last })
+    }
+
+    fn checkpoint_state(&self) -> checkpoint::State<'_> {
+        checkpoint::State {
+            dir: &self.out,
+            config: &self.config,
+            encoder: self.encoder.as_ref(),
+            projector: self.projector.as_ref(),
+            optimizer: &self.optimizer,
+            epoch: self.epoch,
+            step: self.step,
+            normalize: self.normalize,
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! `darkmatter train`: the main job.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::train::{EncoderKind, Method, TrainConfig, Trainer};
+use crate::{Gpu, Result};
+
+/// Every flag is optional: unset ones take the defaults of the method and
+/// dataset, printed at the start of the run.
+#[derive(Args, Debug, Default, Clone)]
+pub struct TrainArgs {
+    /// Self-supervised objective: vicreg, simclr or barlow.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Data: synthetic (embedded, no download), fashion-mnist[:DIR],
+    /// mnist:DIR, cifar10:DIR or folder:DIR.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Encoder: convnet (4 conv layers, 128-d) or resnet18 (CIFAR stem, 512-d).
+    #[arg(long)]
+    pub encoder: Option<String>,
+    /// Projector widths after the representation, e.g. 512-512-512.
+    #[arg(long)]
+    pub projector: Option<String>,
+    /// Passes over the training data.
+    #[arg(long)]
+    pub epochs: Option<u32>,
+    /// Images per step (each seen in two views).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Optimiser: lars, adamw or sgd.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// Base learning rate for a batch of 256 (scaled by batch size / 256).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Weight decay (not applied to biases and norm parameters).
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// Linear warm-up length in epochs, then cosine decay.
+    #[arg(long)]
+    pub warmup_epochs: Option<f32>,
+    /// Augmentation preset: vicreg, simclr, light, none or position-preserving.
+    #[arg(long)]
+    pub augment: Option<String>,
+    /// Seed of initialisation, data order and augmentation.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output directory: config.json, metrics.jsonl, checkpoint, plots.
+    #[arg(long, default_value = "runs/latest")]
+    pub out: PathBuf,
+    /// Continue the run saved in this directory (its configuration is kept;
+    /// only --stop-after applies).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Stop after this many epochs of the run, as if interrupted; --resume
+    /// continues it with the same schedule (to train in chunks on a slow device).
+    #[arg(long)]
+    pub stop_after: Option<u32>,
+    /// Images of the train split used by the per-epoch evaluation, a fifth
+    /// as many of the test split (0 = all).
+    #[arg(long)]
+    pub eval_images: Option<usize>,
+    /// With --data synthetic: images in the train split (the test split
+    /// gets a quarter as many).
+    #[arg(long)]
+    pub synthetic_images: Option<usize>,
+    /// With --data synthetic: the images' side in pixels.
+    #[arg(long)]
+    pub synthetic_size: Option<usize>,
+}
+
+fn parse_dims(s: &str) -> Result<Vec<usize>> {
+    s.split('-')
+        .map(|d| {
+            d.trim().parse::<usize>().map_err(|_| {
+                crate::Error::invalid(
+                    "train",
+                    format!("--projector '{s}': expected widths like 512-512-512"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The configuration the flags ask for.
+pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
+    let method = Method::from_name(args.method.as_deref().unwrap_or("vicreg"))?;
+    let data = args.data.clone().unwrap_or_else(|| "synthetic".to_string());
+    let mut c = TrainConfig::defaults(method, &data);
+    if let Some(e) = &args.encoder {
+        c.encoder = EncoderKind::from_name(e)?;
+    }
+    if let Some(p) = &args.projector {
+        c.projector = parse_dims(p)?;
+    }
+    macro_rules! set {
+        ($($field:ident <- $arg:ident),*) => { $(if let Some(v) = args.$arg.clone() { c.$field = v; })* };
+    }
+    set!(epochs <- epochs, batch_size <- batch_size, optimizer <- optimizer, base_lr <- lr,
+         weight_decay <- weight_decay, warmup_epochs <- warmup_epochs, augment <- augment, seed <- seed,
+         synthetic_train <- synthetic_images, synthetic_size <- synthetic_size);
+    if let Some(n) = args.eval_images {
+        c.eval_train_images = n;
+        c.eval_test_images = n / 5;
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    // Everything the flags say is checked before a device is opened or a file written.
+    let config = if args.resume.is_none() {
+        Some(config(args)?)
+    } else {
+        None
+    };
+    let gpu = Gpu::new()?;
+    let trainer = match (&args.resume, config) {
+        (Some(dir), _) => Trainer::resume(&gpu, dir)?,
+        (None, Some(c)) => Trainer::new(&gpu, c, &args.out)?,
+        (None, None) => unreachable!("a configuration exists unless resuming"),
+    };
+    let trainer = trainer.stop_after(args.stop_after);
+    let out = args.resume.clone().unwrap_or_else(|| args.out.clone());
+    let summary = trainer.run()?;
+    let l = &summary.last.evaluation;
+    if let Some(b) = &summary.baseline {
+        println!(
+            "\nrandom-init encoder: kNN {:.2}%  linear probe {:.2}%",
+            b.knn_top1, b.linear_top1
+        );
+    }
+    println!(
+        "trained encoder:     kNN {:.2}%  linear probe {:.2}%  (after {} epochs, {} steps)",
+        l.knn_top1, l.linear_top1, summary.last.epoch, summary.last.step
+    );
+    println!("results in {}", out.display());
+    Ok(())
+}

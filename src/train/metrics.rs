@@ -1,0 +1,165 @@
+//! `metrics.jsonl`: one JSON record per line — a `step` record per training
+//! step and an `epoch` record with the evaluation at the end of each epoch.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::checkpoint::io;
+use super::features::Evaluation;
+use super::step::StepLosses;
+use crate::error::Result;
+
+/// The end-of-epoch record.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EpochRecord {
+    pub epoch: u32,
+    pub step: u64,
+    /// The mean training loss over the epoch.
+    pub loss: f32,
+    pub images_per_s: f64,
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
+}
+
+impl EpochRecord {
+    /// The line printed at the end of an epoch.
+    pub fn line(&self) -> String {
+        let e = &self.evaluation;
+        let mut s = format!(
+            "epoch {} (step {}): loss {:.4} | kNN {:.2}% (k=200 {:.2}%) | linear probe {:.2}% (train {:.2}%) | std {:.3} (min {:.3}) | eff. rank {:.1} | {:.0} img/s",
+            self.epoch,
+            self.step,
+            self.loss,
+            e.knn_top1,
+            e.knn200_top1,
+            e.linear_top1,
+            e.linear_train_top1,
+            e.std_mean,
+            e.std_min,
+            e.effective_rank,
+            self.images_per_s
+        );
+        if let Some(r2) = &e.localisation_r2 {
+            s += " | localisation R²";
+            for (name, v) in crate::eval::LOCALISATION_TARGETS.iter().zip(r2) {
+                s += &format!(" {name} {v:.2}");
+            }
+        }
+        s
+    }
+}
+
+#[derive(Serialize)]
+struct StepRecord<'a> {
+    kind: &'static str,
+    epoch: u32,
+    step: u64,
+    loss: f32,
+    lr: f32,
+    grad_norm: f32,
+    #[serde(flatten)]
+    terms: std::collections::BTreeMap<&'a str, f32>,
+}
+
+/// The open log, with the step losses of the run so far (for the plots).
+pub struct MetricsLog {
+    path: PathBuf,
+    file: File,
+    /// (step, loss, terms) of every step logged by this process.
+    pub steps: Vec<StepLosses>,
+    pub epochs: Vec<EpochRecord>,
+    epoch_losses: Vec<f32>,
+}
+
+impl MetricsLog {
+    /// Appends to `path` (created if missing).
+    pub fn open(path: &Path) -> Result<MetricsLog> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| io(path, e))?;
+        Ok(MetricsLog {
+            path: path.to_path_buf(),
+            file,
+            steps: Vec::new(),
+            epochs: Vec::new(),
+            epoch_losses: Vec::new(),
+        })
+    }
+
+    fn write(&mut self, line: String) -> Result<()> {
+        writeln!(self.file, "{line}").map_err(|e| io(&self.path, e))
+    }
+
+    pub fn step(&mut self, epoch: u32, losses: &StepLosses) -> Result<()> {
+        let record = StepRecord {
+            kind: "step",
+            epoch: epoch + 1,
+            step: losses.step + 1,
+            loss: losses.loss,
+            lr: losses.lr,
+            grad_norm: losses.grad_norm,
+            terms: losses.terms.iter().cloned().collect(),
+        };
+        let line = serde_json::to_string(&record).map_err(|e| io(&self.path, e))?;
+        self.write(line)?;
+        self.epoch_losses.push(losses.loss);
+        self.steps.push(losses.clone());
+        Ok(())
+    }
+
+    /// The mean loss of the steps logged since the last epoch record.
+    pub fn last_loss(&self) -> f32 {
+        let n = self.epoch_losses.len().max(1) as f32;
+        self.epoch_losses.iter().sum::<f32>() / n
+    }
+
+    pub fn epoch(&mut self, record: &EpochRecord) -> Result<()> {
+        let mut value = serde_json::to_value(record).map_err(|e| io(&self.path, e))?;
+        value["kind"] = "epoch".into();
+        self.write(value.to_string())?;
+        self.file.flush().map_err(|e| io(&self.path, e))?;
+        self.epoch_losses.clear();
+        self.epochs.push(record.clone());
+        Ok(())
+    }
+}
+
+/// The message shown next to the progress bar.
+pub fn progress_message(l: &StepLosses, images: usize, start: Instant) -> String {
+    let mut s = format!("loss {:.4}", l.loss);
+    for (name, v) in &l.terms {
+        s += &format!(" {} {:.4}", &name[..3], v);
+    }
+    let rate = images as f64 / start.elapsed().as_secs_f64().max(1e-9);
+    s + &format!(" | {rate:.0} img/s")
+}
+
+/// Keeps the records of the epochs up to `epoch` (inclusive): a resumed run
+/// rewrites what came after its checkpoint.
+pub fn truncate(path: &Path, epoch: u32) -> Result<()> {
+    let Ok(file) = File::open(path) else {
+        return Ok(());
+    };
+    let mut kept = Vec::new();
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(|e| io(path, e))?;
+        let e = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v["epoch"].as_u64())
+            .unwrap_or(u64::MAX);
+        if e <= epoch as u64 {
+            kept.push(line);
+        }
+    }
+    let mut text = kept.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| io(path, e))
+}

@@ -1,0 +1,254 @@
+//! `darkmatter train`, `eval` and `embed` through the binary: a short run on
+//! tiny synthetic data, its files, resuming, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_darkmatter"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("darkmatter-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A run small enough for a CPU driver: 16 x 16 images, 96 of them.
+const TINY: &[&str] = &[
+    "train",
+    "--data",
+    "synthetic",
+    "--synthetic-images",
+    "96",
+    "--synthetic-size",
+    "16",
+    "--batch-size",
+    "32",
+    "--projector",
+    "64-64",
+    "--epochs",
+    "2",
+    "--warmup-epochs",
+    "0",
+    "--seed",
+    "7",
+];
+
+fn run(args: &[&str]) -> Output {
+    let out = bin().args(args).output().expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "darkmatter {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+fn records(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .expect("metrics.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON record per line"))
+        .collect()
+}
+
+fn epochs(dir: &Path) -> Vec<serde_json::Value> {
+    records(dir)
+        .into_iter()
+        .filter(|r| r["kind"] == "epoch")
+        .collect()
+}
+
+#[test]
+fn a_short_run_writes_everything_and_learns() {
+    let dir = scratch("run");
+    let out = run(&[TINY, &["--out", dir.to_str().unwrap()]].concat());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("random-init encoder") && stdout.contains("trained encoder"),
+        "{stdout}"
+    );
+    for file in [
+        "config.json",
+        "metrics.jsonl",
+        "checkpoint.safetensors",
+        "loss.png",
+        "accuracy.png",
+        "pca.png",
+        "augmentations.png",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let e = epochs(&dir);
+    assert_eq!(e.len(), 2);
+    for r in &e {
+        for key in [
+            "epoch",
+            "step",
+            "loss",
+            "knn_top1",
+            "knn200_top1",
+            "linear_top1",
+            "images_per_s",
+        ] {
+            assert!(r[key].is_number(), "{key} missing in {r}");
+        }
+    }
+    assert_eq!(e[1]["step"], 6);
+    let steps: Vec<f64> = records(&dir)
+        .iter()
+        .filter(|r| r["kind"] == "step")
+        .map(|r| r["loss"].as_f64().unwrap())
+        .collect();
+    assert_eq!(steps.len(), 6);
+    assert!(
+        steps[4] + steps[5] < steps[0] + steps[1],
+        "the loss did not decrease: {steps:?}"
+    );
+
+    // embed: NumPy f32 [N, 128] of the test split.
+    let npy = dir.join("test.npy");
+    run(&[
+        "embed",
+        "--checkpoint",
+        dir.to_str().unwrap(),
+        "--out",
+        npy.to_str().unwrap(),
+    ]);
+    let bytes = std::fs::read(&npy).unwrap();
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(
+        header.contains("'descr': '<f4'") && header.contains("'shape': (24, 128)"),
+        "{header}"
+    );
+    assert_eq!((10 + header_len) % 64, 0);
+    assert_eq!(bytes.len(), 10 + header_len + 24 * 128 * 4);
+
+    // eval: the checkpoint and both baselines.
+    let out = run(&[
+        "eval",
+        "--checkpoint",
+        dir.to_str().unwrap(),
+        "--baseline",
+        "raw",
+        "--baseline",
+        "random",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "checkpoint",
+        "baseline: raw pixels",
+        "baseline: random init",
+    ] {
+        assert!(stdout.contains(line), "{line} missing: {stdout}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn resuming_gives_the_metrics_of_an_uninterrupted_run() {
+    let (a, b) = (scratch("whole"), scratch("halves"));
+    run(&[TINY, &["--out", a.to_str().unwrap()]].concat());
+    run(&[TINY, &["--out", b.to_str().unwrap(), "--stop-after", "1"]].concat());
+    assert_eq!(epochs(&b).len(), 1);
+    run(&["train", "--resume", b.to_str().unwrap()]);
+    let strip = |rs: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        rs.into_iter()
+            .map(|mut r| {
+                r.as_object_mut().unwrap().remove("images_per_s");
+                r
+            })
+            .collect()
+    };
+    assert_eq!(strip(records(&a)), strip(records(&b)));
+    let _ = std::fs::remove_dir_all(&a);
+    let _ = std::fs::remove_dir_all(&b);
+}
+
+/// Runs a command that must fail with exit code 2 and a one-line error
+/// containing `needle`, writing nothing into `out`.
+fn fails(args: &[&str], needle: &str) {
+    let out = bin().args(args).output().expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
+    assert!(
+        errors[0].contains(needle),
+        "{args:?}: expected '{needle}' in {stderr}"
+    );
+}
+
+#[test]
+fn bad_input_is_a_one_line_error_with_exit_code_2() {
+    let dir = scratch("bad");
+    let out = dir.to_str().unwrap();
+    fails(
+        &["train", "--method", "byol", "--out", out],
+        "unknown method 'byol'",
+    );
+    fails(
+        &["train", "--augment", "sepia", "--out", out],
+        "unknown preset 'sepia'",
+    );
+    fails(
+        &["train", "--data", "folder:/no/such/dir", "--out", out],
+        "/no/such/dir",
+    );
+    fails(
+        &["train", "--batch-size", "1", "--out", out],
+        "batch size 1",
+    );
+    fails(
+        &[
+            "train",
+            "--synthetic-images",
+            "40",
+            "--batch-size",
+            "64",
+            "--out",
+            out,
+        ],
+        "larger than the dataset",
+    );
+    assert!(!dir.exists(), "nothing may be written for bad input");
+    fails(
+        &[
+            "train",
+            "--synthetic-images",
+            "40",
+            "--batch-size",
+            "16",
+            "--out",
+            "/proc/darkmatter",
+        ],
+        "/proc/darkmatter",
+    );
+    fails(
+        &["eval", "--checkpoint", "/no/such/checkpoint.safetensors"],
+        "/no/such/checkpoint",
+    );
+
+    // A checkpoint of another architecture: a 3-channel encoder on grey images.
+    let run_dir = scratch("arch");
+    run(&[
+        TINY,
+        &["--out", run_dir.to_str().unwrap(), "--stop-after", "1"],
+    ]
+    .concat());
+    fails(
+        &[
+            "eval",
+            "--checkpoint",
+            run_dir.to_str().unwrap(),
+            "--data",
+            "fashion-mnist",
+        ],
+        "does not take 1-channel images",
+    );
+    let _ = std::fs::remove_dir_all(&run_dir);
+}
