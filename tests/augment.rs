@@ -7,6 +7,7 @@ use common::*;
 use darkmatter::augment::{
     self, AugmentConfig, Crop, Jitter, Normalize, Preset, U8Batch, ViewConfig, ViewParams, cpu,
 };
+use darkmatter::{DeviceClass, Gpu};
 
 /// Tolerance in `[0, 1]` pixel units: f32 rounding and fused multiply-adds
 /// are all that separate the two implementations.
@@ -98,23 +99,6 @@ fn check(
 }
 
 const ALWAYS: f32 = 1.0;
-
-#[test]
-fn wgsl_validates_with_naga() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/augment");
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let source = std::fs::read_to_string(&path).unwrap();
-        let module = naga::front::wgsl::parse_str(&source)
-            .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&source)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::all(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
-    }
-}
 
 #[test]
 fn crop_flip_rotation_sample_bilinearly_like_the_reference() {
@@ -331,6 +315,26 @@ fn every_preset_matches_the_reference() {
         check(preset.name(), [8, 32, 32, 3], &config, NOISE_TOL, changes);
         let small = config.with_output(20, 20);
         check(preset.name(), [8, 28, 28, 1], &small, NOISE_TOL, changes);
+    }
+}
+
+#[test]
+fn the_gpu_kernel_family_matches_the_reference_too() {
+    // Adopting the device without its adapter info selects the GPU family
+    // (64 invocations per view instead of CPU drivers' 16).
+    let adopted = Gpu::from_wgpu(gpu().device().clone(), gpu().queue().clone(), None);
+    assert_eq!(adopted.class(), DeviceClass::Gpu);
+    let config = AugmentConfig::preset(Preset::Vicreg);
+    for shape in [[8, 32, 32, 3], [4, 28, 28, 1]] {
+        let bytes = images(&mut Rng::new(5), shape);
+        let params = augment::sample_params(&config, 1, 2, shape[0], (shape[1], shape[2]));
+        let batch = U8Batch::upload(&adopted, &bytes, shape).unwrap();
+        let got = augment::views_with(&batch, &config, &params).unwrap();
+        let want = cpu::views(&bytes, shape, &config, &params).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            let w: Vec<f64> = w.iter().map(|&x| x as f64).collect();
+            assert_close(&g.to_vec().unwrap(), &w, 0.0, 4e-4, "GPU family");
+        }
     }
 }
 

@@ -9,14 +9,11 @@
 //! one invocation per pixel).
 
 use super::config::AugmentConfig;
-use super::params::{JitterParams, ViewParams, gaussian};
+use super::params::{BlurKernel, JitterParams, ViewParams, gaussian};
 use super::{check, luma};
 use crate::error::Result;
 
 type Rgb = [f32; 3];
-
-/// The shader's workgroup size: the contrast mean is summed in its order.
-const WG: usize = 64;
 
 /// Both views of every image of a batch of `shape` = `[B, H, W, C]` bytes,
 /// as `B x C x H' x W'` f32 arrays (NCHW), with `params[image][view]`.
@@ -210,7 +207,7 @@ fn one_view(
     let [m00, m01, m10, m11, tx, ty] = p.affine;
     let pixels = &mut scratch.pixels;
     pixels.clear();
-    let mut partial = [0.0f32; WG];
+    let mut sum = 0.0f32;
     for i in 0..n {
         let px = (i % ow) as f32 + 0.5;
         let py = (i / ow) as f32 + 0.5;
@@ -219,12 +216,12 @@ fn one_view(
             col = adjust(op, col, j, 0.0, c);
         }
         if split < 4 {
-            partial[i % WG] += grey(col, c);
+            sum += grey(col, c);
         }
         pixels.push(col);
     }
     if split < 4 {
-        let mean = partial.iter().sum::<f32>() / n as f32;
+        let mean = sum / n as f32;
         for col in pixels.iter_mut() {
             for &op in &j.order[split..] {
                 *col = adjust(op, *col, j, mean, c);
@@ -247,34 +244,37 @@ fn one_view(
 }
 
 /// Mirror-reflects `i` into `[0, n)` without repeating the edge.
-fn reflect(i: i32, n: i32) -> usize {
+fn mirror(i: i32, n: i32) -> usize {
     let j = i.abs();
     (if j >= n { 2 * n - 2 - j } else { j }) as usize
 }
 
 /// Separable Gaussian blur of `pixels` in place (through `tmp`), the
-/// shader's `blur_h` then `blur_v`.
+/// shader's `blur_h` then `blur_v`, with the same weight recurrence.
 fn blur(pixels: &mut [Rgb], tmp: &mut Vec<Rgb>, (oh, ow): (usize, usize), p: &ViewParams) {
     let r = p.blur_radius as i32;
-    let k2 = -0.5 / (p.blur_sigma * p.blur_sigma);
-    let weight = |k: i32| ((k * k) as f32 * k2).exp();
-    let norm: f32 = (-r..=r).map(weight).sum();
+    let kernel = BlurKernel::new(p.blur_sigma, p.blur_radius);
     let pass = |from: &[Rgb], to: &mut [Rgb], horizontal: bool| {
         for (i, out) in to.iter_mut().enumerate() {
             let (x, y) = ((i % ow) as i32, (i / ow) as i32);
-            let mut acc = [0.0f32; 3];
-            for k in -r..=r {
-                let j = if horizontal {
-                    (i - x as usize) + reflect(x + k, ow as i32)
+            let at = |k: i32| {
+                if horizontal {
+                    from[i - x as usize + mirror(x + k, ow as i32)]
                 } else {
-                    reflect(y + k, oh as i32) * ow + x as usize
-                };
-                let wk = weight(k);
+                    from[mirror(y + k, oh as i32) * ow + x as usize]
+                }
+            };
+            let mut acc = from[i].map(|v| kernel.first * v);
+            let (mut weight, mut step) = (kernel.first, kernel.step);
+            for k in 1..=r {
+                weight *= step;
+                step *= kernel.ratio;
+                let (a, b) = (at(-k), at(k));
                 for ch in 0..3 {
-                    acc[ch] += wk * from[j][ch];
+                    acc[ch] += weight * (a[ch] + b[ch]);
                 }
             }
-            *out = acc.map(|a| a / norm);
+            *out = acc;
         }
     };
     tmp.clear();

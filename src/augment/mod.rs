@@ -1,5 +1,5 @@
 //! GPU augmentation: two random views of every image of a `u8` batch, as
-//! normalised f32 `[B, C, H', W']` tensors, in three dispatches.
+//! normalised f32 `[B, C, H', W']` tensors, in one to four dispatches.
 //!
 //! ```no_run
 //! use darkmatter::Gpu;
@@ -46,7 +46,7 @@ mod preview;
 
 pub use config::{AugmentConfig, Crop, Jitter, Normalize, Preset, ViewConfig};
 pub use gpu::{U8Batch, views, views_with};
-pub use params::{JitterParams, MAX_BLUR_RADIUS, ViewParams, gaussian, pcg};
+pub use params::{BlurKernel, JitterParams, ViewParams, gaussian, pcg};
 pub use preview::{preview_grid, save_png};
 
 use crate::error::{Error, Result};
@@ -103,7 +103,7 @@ pub(crate) fn check(
         return bad(format!("{} parameter pairs for {b} images", params.len()));
     }
     let (oh, ow) = config.output_size(h, w);
-    let max_radius = (oh.min(ow) as u32 - 1).min(MAX_BLUR_RADIUS);
+    let max_radius = oh.min(ow) as u32 - 1;
     for (i, p) in params.iter().flatten().enumerate() {
         let blur_ok = p.blur_radius == 0 || (p.blur_radius <= max_radius && p.blur_sigma > 0.0);
         let j = &p.jitter;

@@ -20,10 +20,6 @@ use crate::data::rng::{CounterRng, permutation};
 /// Keeps augmentation streams apart from every other keyed stream.
 const STREAM_TAG: u64 = 0x4155_474d_454e_5421; // "AUGMENT!"
 
-/// The largest blur radius, in output pixels: sigma 2 at 224 pixels needs 6,
-/// so 16 covers views up to about 600 pixels before the kernel is truncated.
-pub const MAX_BLUR_RADIUS: u32 = 16;
-
 /// What the transforms draw from, one stream each.
 #[derive(Clone, Copy)]
 enum Draw {
@@ -78,7 +74,7 @@ pub struct ViewParams {
     /// Blur sigma in output pixels (0: no blur).
     pub blur_sigma: f32,
     /// Blur radius in output pixels: `ceil(3 sigma)`, below the view's
-    /// shorter side and at most [`MAX_BLUR_RADIUS`] (0: no blur).
+    /// shorter side (0: no blur).
     pub blur_radius: u32,
     pub solarize: bool,
     /// Noise standard deviation in `[0, 1]` pixel units (0: no noise).
@@ -148,9 +144,7 @@ impl ViewParams {
                 let shorter = output.0.min(output.1);
                 let (lo, hi) = config.blur_sigma;
                 let sigma = r.range(lo, hi) * shorter as f32 / 224.0;
-                let radius = ((3.0 * sigma).ceil() as u32)
-                    .min((shorter as u32).saturating_sub(1))
-                    .min(MAX_BLUR_RADIUS);
+                let radius = ((3.0 * sigma).ceil() as u32).min((shorter as u32).saturating_sub(1));
                 if radius > 0 {
                     (sigma, radius)
                 } else {
@@ -248,6 +242,47 @@ fn affine(crop: [u32; 4], flip: bool, degrees: f32, (out_h, out_w): (usize, usiz
     ]
 }
 
+/// A blur's normalised Gaussian weights as a recurrence that both
+/// implementations run in f32: `w(0) = first`, `w(k + 1) = w(k) b(k)`,
+/// `b(0) = step`, `b(k + 1) = b(k) ratio`, which makes
+/// `w(k) = first exp(-k^2 / (2 sigma^2))` from multiplications alone. On CPU
+/// drivers a per-tap exponential or a per-tap table load costs more than
+/// the tap itself.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BlurKernel {
+    pub first: f32,
+    pub step: f32,
+    pub ratio: f32,
+}
+
+impl BlurKernel {
+    /// The kernel of `sigma` truncated at `radius` (the identity for radius 0).
+    pub fn new(sigma: f32, radius: u32) -> BlurKernel {
+        if radius == 0 || sigma <= 0.0 {
+            return BlurKernel {
+                first: 1.0,
+                step: 0.0,
+                ratio: 0.0,
+            };
+        }
+        let a = 1.0 / (2.0 * f64::from(sigma).powi(2));
+        let step = (-a).exp() as f32;
+        let ratio = (-2.0 * a).exp() as f32;
+        // The normalisation, from the recurrence the kernels run.
+        let (mut w, mut b, mut total) = (1.0f32, step, 1.0f32);
+        for _ in 0..radius {
+            w *= b;
+            b *= ratio;
+            total += 2.0 * w;
+        }
+        BlurKernel {
+            first: 1.0 / total,
+            step,
+            ratio,
+        }
+    }
+}
+
 /// PCG hash (Jarzynski & Olano, "Hash Functions for GPU Rendering", 2020),
 /// as `pcg` in the shader.
 pub fn pcg(x: u32) -> u32 {
@@ -278,6 +313,22 @@ mod tests {
         let f = affine([0, 0, 8, 6], true, 0.0, (3, 4));
         // Flipped, output pixel 0 covers source pixels 6 and 7: centre 6.5.
         assert_eq!(f[0] * 0.5 + f[4], 6.5);
+    }
+
+    #[test]
+    fn blur_recurrence_gives_normalised_gaussian_weights() {
+        let (sigma, radius) = (1.3f32, 4);
+        let k = BlurKernel::new(sigma, radius);
+        let (mut w, mut b, mut total) = (k.first, k.step, k.first);
+        for d in 1..=radius {
+            w *= b;
+            b *= k.ratio;
+            total += 2.0 * w;
+            let want = k.first * (-((d * d) as f32) / (2.0 * sigma * sigma)).exp();
+            assert!((w - want).abs() < 1e-6, "offset {d}: {w} vs {want}");
+        }
+        assert!((total - 1.0).abs() < 1e-6, "sum {total}");
+        assert_eq!(BlurKernel::new(1.0, 0).first, 1.0);
     }
 
     #[test]
