@@ -67,5 +67,11 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    // Plots off: the plot fonts of the crate's plotters build are not
+    // registered in criterion's process.
+    config = Criterion::default().without_plots();
+    targets = bench
+}
 criterion_main!(benches);
