@@ -127,11 +127,8 @@ fn batched_and_shared_operands() {
 
 #[test]
 fn default_variant_follows_the_adapter() {
-    let v = MatmulVariant::default_for(gpu());
-    match gpu().class() {
-        darkmatter::DeviceClass::Cpu => assert_eq!(v, MatmulVariant::Blocked),
-        darkmatter::DeviceClass::Gpu => assert_eq!(v, MatmulVariant::Tiled),
-    }
+    // The blocked kernel measured fastest on lavapipe and on an H200.
+    assert_eq!(MatmulVariant::default_for(gpu()), MatmulVariant::Blocked);
     for v in MatmulVariant::ALL {
         assert_eq!(MatmulVariant::from_name(v.name()), Some(v));
     }
