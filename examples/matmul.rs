@@ -19,12 +19,16 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Times `f` after one warm-up call: at least 3 runs and about a second.
+/// Times `f` after one warm-up call: runs for about a second (at most 20
+/// runs), at least 3 runs unless those take over 10 s, at least 1.
 fn time(mut f: impl FnMut()) -> Duration {
     f();
     let mut samples = Vec::new();
     let start = Instant::now();
-    while samples.len() < 3 || (start.elapsed() < Duration::from_secs(1) && samples.len() < 20) {
+    let more = |n: usize, t: Duration| {
+        n == 0 || (n < 20 && t < Duration::from_secs(1)) || (n < 3 && t < Duration::from_secs(10))
+    };
+    while more(samples.len(), start.elapsed()) {
         let t = Instant::now();
         f();
         samples.push(t.elapsed());
