@@ -91,6 +91,9 @@ pub struct Optimizer {
     steps: u64,
     /// name -> state tensors (momentum, or first and second moments).
     state: Vec<(String, Vec<Tensor>)>,
+    /// LARS: a one-element tensor bound in place of the norms for the
+    /// parameters it does not adapt, made once.
+    placeholder: Option<Tensor>,
 }
 
 #[repr(C)]
@@ -134,6 +137,7 @@ impl Optimizer {
             weight_decay,
             steps: 0,
             state: Vec::new(),
+            placeholder: None,
         }
     }
 
@@ -234,7 +238,14 @@ impl Optimizer {
                         // directly. The norm bindings stay in the pipeline's
                         // layout (overrides do not remove bindings), so a
                         // one-element placeholder fills them.
-                        let unused = Tensor::zeros(gpu, &[1])?;
+                        let unused = match &self.placeholder {
+                            Some(t) => t.clone(),
+                            None => {
+                                let t = Tensor::zeros(gpu, &[1])?;
+                                self.placeholder = Some(t.clone());
+                                t
+                            }
+                        };
                         let b = [
                             p.value.binding(1),
                             p.grad.binding(3),
