@@ -158,11 +158,7 @@ impl Tensor {
     }
 
     pub(crate) fn binding(&self, slot: u32) -> Binding<'_> {
-        Binding {
-            slot,
-            buffer: self.buffer(),
-            bytes: self.bytes(),
-        }
+        Binding::buffer(slot, self.buffer(), self.bytes())
     }
 
     pub(crate) fn same_gpu(&self, other: &Tensor, op: &'static str) -> Result<()> {

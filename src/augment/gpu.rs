@@ -199,16 +199,8 @@ pub fn views_with(
     let records: Vec<GpuView> = params.iter().flatten().map(GpuView::from).collect();
     let records: &[u8] = bytemuck::cast_slice(&records);
     let records = upload_bytes(gpu, "view parameters", records, records.len() as u64)?;
-    let records = || Binding {
-        slot: 2,
-        buffer: records.buffer(),
-        bytes: (b * 2 * size_of::<GpuView>()) as u64,
-    };
-    let src = Binding {
-        slot: 1,
-        buffer: batch.buf.buffer(),
-        bytes: source_len(b * h * w * c),
-    };
+    let records = || Binding::buffer(2, records.buffer(), (b * 2 * size_of::<GpuView>()) as u64);
+    let src = Binding::buffer(1, batch.buf.buffer(), source_len(b * h * w * c));
 
     let out = [
         Tensor::uninit(gpu, &[b, c, oh, ow])?,

@@ -36,12 +36,34 @@ impl Kernel {
     }
 }
 
-/// A storage buffer bound to a kernel at `@binding(slot)` (slot 0 is the
-/// uniform parameters).
+/// A resource bound to a kernel at `@binding(slot)` (slot 0 is the uniform
+/// parameters).
 pub(crate) struct Binding<'a> {
     pub slot: u32,
-    pub buffer: &'a wgpu::Buffer,
-    pub bytes: u64,
+    pub resource: Resource<'a>,
+}
+
+pub(crate) enum Resource<'a> {
+    /// The first `bytes` of a storage buffer.
+    Buffer(&'a wgpu::Buffer, u64),
+    /// A sampled or storage texture.
+    Texture(&'a wgpu::TextureView),
+}
+
+impl<'a> Binding<'a> {
+    pub(crate) fn buffer(slot: u32, buffer: &'a wgpu::Buffer, bytes: u64) -> Self {
+        Binding {
+            slot,
+            resource: Resource::Buffer(buffer, bytes),
+        }
+    }
+
+    pub(crate) fn texture(slot: u32, view: &'a wgpu::TextureView) -> Self {
+        Binding {
+            slot,
+            resource: Resource::Texture(view),
+        }
+    }
 }
 
 type PipelineKey = (&'static str, &'static str, bool, Vec<(&'static str, u64)>);
@@ -176,13 +198,13 @@ fn pipeline(
 }
 
 /// Records one dispatch of `kernel`: binding 0 is `params` (a uniform),
-/// the others are `buffers` at their slots.
+/// the others are `bindings` at their slots.
 pub(crate) fn dispatch<P: bytemuck::Pod>(
     gpu: &Gpu,
     kernel: &Kernel,
     constants: &[(&'static str, f64)],
     params: &P,
-    buffers: &[Binding<'_>],
+    bindings: &[Binding<'_>],
     groups: [u32; 3],
 ) -> Result<()> {
     let bytes = bytemuck::bytes_of(params);
@@ -232,14 +254,18 @@ pub(crate) fn dispatch<P: bytemuck::Pod>(
             size: wgpu::BufferSize::new(slot),
         }),
     }];
-    for b in buffers {
+    for b in bindings {
+        let resource = match b.resource {
+            Resource::Buffer(buffer, bytes) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer,
+                offset: 0,
+                size: wgpu::BufferSize::new(bytes.max(4)),
+            }),
+            Resource::Texture(view) => wgpu::BindingResource::TextureView(view),
+        };
         entries.push(wgpu::BindGroupEntry {
             binding: b.slot,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: b.buffer,
-                offset: 0,
-                size: wgpu::BufferSize::new(b.bytes.max(4)),
-            }),
+            resource,
         });
     }
     let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -302,6 +328,35 @@ pub(crate) fn copy(gpu: &Gpu, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64
     batch
         .encoder(&gpu.inner.device)
         .copy_buffer_to_buffer(src, 0, dst, 0, bytes);
+}
+
+/// Records a copy of rows of `bytes_per_row` bytes, starting at byte
+/// `offset` of `src`, into the top-left `width` x `height` texels of `dst`.
+pub(crate) fn copy_to_texture(
+    gpu: &Gpu,
+    src: &wgpu::Buffer,
+    offset: u64,
+    bytes_per_row: u32,
+    dst: &wgpu::Texture,
+    (width, height): (u32, u32),
+) {
+    let mut batch = gpu.inner.batch.lock().unwrap_or_else(|p| p.into_inner());
+    batch.encoder(&gpu.inner.device).copy_buffer_to_texture(
+        wgpu::TexelCopyBufferInfo {
+            buffer: src,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset,
+                bytes_per_row: Some(bytes_per_row),
+                rows_per_image: None,
+            },
+        },
+        dst.as_image_copy(),
+        wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+    );
 }
 
 /// Shared by tensor constructors: zero a buffer inside the batch.

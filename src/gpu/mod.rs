@@ -15,10 +15,13 @@ use std::sync::{Arc, Mutex};
 pub use pool::PoolStats;
 pub use readback::Readback;
 
-pub(crate) use batch::{Binding, Kernel, clear as batch_clear, copy as batch_copy, dispatch};
+pub(crate) use batch::{
+    Binding, Kernel, clear as batch_clear, copy as batch_copy, copy_to_texture, dispatch,
+};
 pub(crate) use pool::{PooledBuffer, Usage};
 
 use crate::error::{Error, Result};
+use crate::kernels::matmul::MatmulVariant;
 
 /// Which family of kernels suits the adapter: GPUs reward workgroup-memory
 /// tiling, CPU rasterisers (lavapipe, WARP, SwiftShader) reward large
@@ -41,6 +44,12 @@ pub struct GpuOptions {
     /// Ask for a smaller `max_storage_buffer_binding_size` than the adapter
     /// allows, e.g. to test that kernels tile within a 128 MiB binding.
     pub max_storage_binding: Option<u64>,
+    /// Ask for a smaller `max_texture_dimension_2d` than the adapter allows,
+    /// e.g. to test how the `texture` matmul folds tall operands.
+    pub max_texture_dimension: Option<u32>,
+    /// Use this matmul variant instead of the adapter's default
+    /// (`DARKMATTER_MATMUL`: naive, tiled, blocked, texture).
+    pub matmul: Option<String>,
 }
 
 impl Default for GpuOptions {
@@ -50,6 +59,8 @@ impl Default for GpuOptions {
             backend: var("DARKMATTER_BACKEND"),
             adapter: var("DARKMATTER_ADAPTER"),
             max_storage_binding: None,
+            max_texture_dimension: None,
+            matmul: var("DARKMATTER_MATMUL"),
         }
     }
 }
@@ -67,6 +78,8 @@ pub(crate) struct Inner {
     pub(crate) limits: wgpu::Limits,
     pub(crate) features: wgpu::Features,
     pub(crate) class: DeviceClass,
+    /// The matmul variant asked for in [`GpuOptions::matmul`].
+    pub(crate) matmul: Option<MatmulVariant>,
     pub(crate) pool: Mutex<pool::Pool>,
     pub(crate) batch: Mutex<batch::Batch>,
     pub(crate) pipelines: Mutex<batch::PipelineCache>,
@@ -110,6 +123,18 @@ impl Gpu {
 
     /// Like [`Gpu::new`], with explicit options.
     pub fn with_options(options: GpuOptions) -> Result<Gpu> {
+        let matmul = match &options.matmul {
+            Some(name) => Some(MatmulVariant::from_name(name).ok_or_else(|| {
+                Error::invalid(
+                    "DARKMATTER_MATMUL",
+                    format!(
+                        "unknown matmul variant '{name}' (expected one of: {})",
+                        MatmulVariant::ALL.map(|v| v.name()).join(", ")
+                    ),
+                )
+            })?),
+            None => None,
+        };
         let instance_for = |backends| {
             wgpu::Instance::new(wgpu::InstanceDescriptor {
                 backends,
@@ -169,6 +194,9 @@ impl Gpu {
             limits.max_storage_buffer_binding_size =
                 limits.max_storage_buffer_binding_size.min(cap);
         }
+        if let Some(cap) = options.max_texture_dimension {
+            limits.max_texture_dimension_2d = limits.max_texture_dimension_2d.min(cap);
+        }
         let wanted_features =
             wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP | wgpu::Features::SHADER_F16;
         let features = adapter.features() & wanted_features;
@@ -183,7 +211,10 @@ impl Gpu {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
-        let gpu = Gpu::from_parts(device, queue, info);
+        let mut gpu = Gpu::from_parts(device, queue, info);
+        if let Some(inner) = Arc::get_mut(&mut gpu.inner) {
+            inner.matmul = matmul;
+        }
         // Our own device: route validation errors into a value rather than
         // wgpu's default panic. An adopted device keeps its host's handler.
         let sink = gpu.inner.device_error.clone();
@@ -230,6 +261,7 @@ impl Gpu {
                 limits,
                 features,
                 class,
+                matmul: None,
                 pool: Mutex::new(pool::Pool::default()),
                 batch: Mutex::new(batch),
                 pipelines: Mutex::new(batch::PipelineCache::default()),

@@ -1,10 +1,10 @@
 //! Host side of `shaders/matmul/`: C = op(A) · op(B), with op a transpose
-//! chosen per operand, optionally batched, in three variants side by side.
+//! chosen per operand, optionally batched, in four variants side by side.
 
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Kernel, dispatch};
+use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, copy_to_texture, dispatch};
 use crate::tensor::Tensor;
 
 /// The matmul kernels, each a file under `shaders/matmul/`.
@@ -14,16 +14,20 @@ pub enum MatmulVariant {
     Naive,
     /// 64 x 64 workgroup-memory tiles, 4 x 4 outputs per invocation.
     Tiled,
-    /// Barrier-free 8 x 16 register blocks: the default.
+    /// Barrier-free 8 x 16 register blocks: the default on GPUs.
     Blocked,
+    /// Barrier-free 16 x 16 register blocks reading operands packed into
+    /// textures: the default on CPU adapters.
+    Texture,
 }
 
 impl MatmulVariant {
     /// Every variant, in order of sophistication.
-    pub const ALL: [MatmulVariant; 3] = [
+    pub const ALL: [MatmulVariant; 4] = [
         MatmulVariant::Naive,
         MatmulVariant::Tiled,
         MatmulVariant::Blocked,
+        MatmulVariant::Texture,
     ];
 
     /// The name used in benchmark ids and on the command line.
@@ -32,6 +36,7 @@ impl MatmulVariant {
             MatmulVariant::Naive => "naive",
             MatmulVariant::Tiled => "tiled",
             MatmulVariant::Blocked => "blocked",
+            MatmulVariant::Texture => "texture",
         }
     }
 
@@ -40,13 +45,22 @@ impl MatmulVariant {
         MatmulVariant::ALL.into_iter().find(|v| v.name() == name)
     }
 
-    /// The fastest variant measured for the adapter's kind. `blocked` won
-    /// on both kinds measured (`examples/matmul.rs`, README.md): on lavapipe
-    /// it is 4-9x faster than `tiled`, and on an NVIDIA H200 through Vulkan
-    /// it ran at 3.7 TFLOP/s at 1024 where `tiled` ran at 0.33, because all
-    /// lanes of a warp read the same B values as well.
-    pub fn default_for(_gpu: &Gpu) -> MatmulVariant {
-        MatmulVariant::Blocked
+    /// The fastest variant measured for the adapter's kind
+    /// (`examples/matmul.rs`, README.md). On CPU adapters `texture`: on
+    /// lavapipe it is 3-4x faster than `blocked` at 1024, because a texel
+    /// fetch compiles to vector loads where a storage-buffer load with a
+    /// per-lane address becomes a loop over the lanes. On GPUs `blocked`: on
+    /// an NVIDIA H200 through Vulkan it ran at 3.7 TFLOP/s at 1024 where
+    /// `tiled` ran at 0.33.
+    /// [`GpuOptions::matmul`](crate::GpuOptions::matmul) overrides it.
+    pub fn default_for(gpu: &Gpu) -> MatmulVariant {
+        if let Some(v) = gpu.inner.matmul {
+            return v;
+        }
+        match gpu.class() {
+            DeviceClass::Cpu => MatmulVariant::Texture,
+            DeviceClass::Gpu => MatmulVariant::Blocked,
+        }
     }
 
     fn kernel(self) -> Kernel {
@@ -71,6 +85,15 @@ impl MatmulVariant {
                     "main",
                 )
             },
+            // Every fetch is inside the zero-padded textures; stores are guarded.
+            MatmulVariant::Texture => Kernel {
+                trusted: true,
+                ..Kernel::new(
+                    "matmul/texture",
+                    include_str!("../../shaders/matmul/texture.wgsl"),
+                    "main",
+                )
+            },
         }
     }
 
@@ -81,6 +104,8 @@ impl MatmulVariant {
             MatmulVariant::Naive => [n.div_ceil(16), m.div_ceil(16), b],
             MatmulVariant::Tiled => [n.div_ceil(64), m.div_ceil(64), b],
             MatmulVariant::Blocked => [m.div_ceil(8).div_ceil(64), n.div_ceil(16), b],
+            // One dispatch per matrix of a batch.
+            MatmulVariant::Texture => [n.div_ceil(16).div_ceil(64), m.div_ceil(16), 1],
         }
     }
 }
@@ -119,8 +144,18 @@ fn matrix_dims(
 /// Aᵀ without materialising it (likewise `trans_b`). A is `[M, K]` (`[K, M]`
 /// if transposed) or a batch `[batch, ., .]`; B likewise with `[K, N]`; a
 /// rank-2 operand is shared by every matrix of a batch.
+///
+/// Where the default is `texture` and an operand is too large to fold into a
+/// texture, `blocked` does the product instead.
 pub fn matmul(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
-    matmul_with(MatmulVariant::default_for(a.gpu()), a, b, trans_a, trans_b)
+    let variant = MatmulVariant::default_for(a.gpu());
+    match matmul_with(variant, a, b, trans_a, trans_b) {
+        Err(Error::Limit {
+            limit: "max_texture_dimension_2d",
+            ..
+        }) => matmul_with(MatmulVariant::Blocked, a, b, trans_a, trans_b),
+        result => result,
+    }
 }
 
 /// [`matmul`] with an explicit variant.
@@ -187,6 +222,11 @@ pub fn matmul_with(
             allowed: max,
         });
     }
+    if variant == MatmulVariant::Texture {
+        let strides = (p.stride_a as usize, p.stride_b as usize);
+        textured(a, b, &out, (m, n, k), batch, (trans_a, trans_b), strides)?;
+        return Ok(out);
+    }
     dispatch(
         gpu,
         &variant.kernel(),
@@ -199,4 +239,184 @@ pub fn matmul_with(
         g.map(|d| d as u32),
     )?;
     Ok(out)
+}
+
+const PACK: Kernel = Kernel::new(
+    "matmul/pack",
+    include_str!("../../shaders/matmul/pack.wgsl"),
+    "main",
+);
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct PackParams {
+    rows: u32,
+    cols: u32,
+    base: u32,
+    width: u32,
+    shift: u32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct TextureParams {
+    m: u32,
+    n: u32,
+    k4: u32,
+    n4: u32,
+    shift_a: u32,
+    shift_b: u32,
+    base_c: u32,
+    _pad0: u32,
+}
+
+/// An rgba32float texture holding op(X) as pack.wgsl lays it out.
+struct Packed {
+    texture: wgpu::Texture,
+    view: wgpu::TextureView,
+    /// Texels per matrix row.
+    width: u32,
+    /// log2 of the page height.
+    shift: u32,
+}
+
+impl Packed {
+    /// A texture for a `rows` x `width`-texel matrix, `rows` already padded.
+    fn new(gpu: &Gpu, what: &str, rows: usize, width: usize) -> Result<Packed> {
+        let max = gpu.limits().max_texture_dimension_2d as usize;
+        // Pages are the largest power of two a texture side allows.
+        let shift = max.ilog2();
+        let page = 1usize << shift;
+        let pages = rows.div_ceil(page);
+        let (w, h) = (width * pages, rows.min(page));
+        if w > max {
+            return Err(Error::Limit {
+                what: format!("{what} packed into a texture ({rows} rows of {width} texels)"),
+                limit: "max_texture_dimension_2d",
+                requested: w as u64,
+                allowed: max as u64,
+            });
+        }
+        let texture = gpu.device().create_texture(&wgpu::TextureDescriptor {
+            label: Some("darkmatter matmul operand"),
+            size: wgpu::Extent3d {
+                width: w as u32,
+                height: h as u32,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::STORAGE_BINDING
+                | wgpu::TextureUsages::TEXTURE_BINDING
+                | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+        Ok(Packed {
+            texture,
+            view,
+            width: width as u32,
+            shift,
+        })
+    }
+
+    /// Packs op(X), a `rows` x `cols` matrix at element `base` of `x`.
+    fn pack(&self, x: &Tensor, base: usize, rows: usize, cols: usize, trans: bool) -> Result<()> {
+        // Where the texture's layout is the buffer's own (rows of whole
+        // texels with no padding, on one page, at offsets a copy allows), a
+        // copy does it; the texture is zero-initialised, so padding rows
+        // below the matrix stay zero.
+        let row_bytes = cols * 4;
+        if !trans
+            && row_bytes.is_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as usize)
+            && cols == self.width as usize * 4
+            && rows <= self.texture.height() as usize
+            && base.is_multiple_of(4)
+        {
+            copy_to_texture(
+                x.gpu(),
+                x.buffer(),
+                (base * 4) as u64,
+                row_bytes as u32,
+                &self.texture,
+                (self.width, rows as u32),
+            );
+            return Ok(());
+        }
+        let p = PackParams {
+            rows: rows as u32,
+            cols: cols as u32,
+            base: base as u32,
+            width: self.width,
+            shift: self.shift,
+            _pad: [0; 3],
+        };
+        let groups = [
+            self.texture.width().div_ceil(8),
+            self.texture.height().div_ceil(8),
+            1,
+        ];
+        dispatch(
+            x.gpu(),
+            &PACK,
+            &[("TRANS", trans as u32 as f64)],
+            &p,
+            &[x.binding(1), Binding::texture(2, &self.view)],
+            groups,
+        )
+    }
+}
+
+/// The `texture` variant: packs each operand once per matrix (once in all
+/// for an operand shared by a batch), then one dispatch per matrix.
+fn textured(
+    a: &Tensor,
+    b: &Tensor,
+    out: &Tensor,
+    (m, n, k): (usize, usize, usize),
+    batch: usize,
+    (trans_a, trans_b): (bool, bool),
+    (stride_a, stride_b): (usize, usize),
+) -> Result<()> {
+    let gpu = a.gpu();
+    let k4 = k.div_ceil(4);
+    // B's texel rows cover whole 16-column blocks.
+    let n4 = n.div_ceil(16) * 4;
+    let ta = Packed::new(gpu, "matmul operand A", m.div_ceil(16) * 16, k4)?;
+    let tb = Packed::new(gpu, "matmul operand B", k4 * 4, n4)?;
+    let groups = MatmulVariant::Texture.groups(m, n, 1).map(|d| d as u32);
+    for i in 0..batch {
+        if i == 0 || stride_a != 0 {
+            ta.pack(a, i * stride_a, m, k, trans_a)?;
+        }
+        if i == 0 || stride_b != 0 {
+            tb.pack(b, i * stride_b, k, n, trans_b)?;
+        }
+        let p = TextureParams {
+            m: m as u32,
+            n: n as u32,
+            k4: k4 as u32,
+            n4: n4 as u32,
+            shift_a: ta.shift,
+            shift_b: tb.shift,
+            base_c: (i * m * n) as u32,
+            _pad0: 0,
+        };
+        dispatch(
+            gpu,
+            &MatmulVariant::Texture.kernel(),
+            &[],
+            &p,
+            &[
+                Binding::texture(1, &ta.view),
+                Binding::texture(2, &tb.view),
+                out.binding(3),
+            ],
+            groups,
+        )?;
+    }
+    Ok(())
 }
