@@ -1,4 +1,4 @@
-// matmul, variant 3 of 3: register-blocked, barrier-free (the CPU variant).
+// matmul, variant 3 of 4: register-blocked, barrier-free (the default on GPUs).
 //
 // Changes from tiled: no workgroup memory and no barriers. Each invocation
 // computes an 8 x 16 block of C in 32 vec4 accumulators; per 4-wide step

@@ -1,4 +1,4 @@
-// matmul, variant 1 of 3: naive.
+// matmul, variant 1 of 4: naive.
 //
 // C[m, n] = sum_k op(A)[m, k] * op(B)[k, n], one output per invocation, every
 // operand read straight from global memory. op(X) is X or its transpose,

@@ -1,4 +1,4 @@
-// matmul, variant 2 of 3: tiled in workgroup memory (the GPU variant).
+// matmul, variant 2 of 4: tiled in workgroup memory (the textbook GPU shape).
 //
 // Changes from naive: a workgroup of 16 x 16 invocations computes a 64 x 64
 // tile of C, each invocation a 4 x 4 block. For every 16-wide step along k

@@ -132,7 +132,7 @@ pub enum Preset {
     /// 0.8/0.8/0.8/0.2 at p 0.8, grey 0.2, blur 0.5 on both views.
     Simclr,
     /// For small grey images (28x28): crop 0.3-1, flip 0.5,
-    /// brightness/contrast 0.4 at p 0.8, noise 0.05 at p 0.5.
+    /// brightness/contrast 0.8 at p 0.8, noise 0.05 at p 0.5.
     Light,
     /// Resize and normalise only.
     None,
@@ -251,9 +251,13 @@ impl AugmentConfig {
                         ..CROP
                     }),
                     flip: 0.5,
+                    // Strong brightness and contrast changes are what
+                    // grey images have for colour: with 0.4 the Fashion-MNIST
+                    // kNN after one epoch was a point lower, and with no
+                    // photometric changes at all six points lower.
                     jitter: Jitter {
-                        brightness: 0.4,
-                        contrast: 0.4,
+                        brightness: 0.8,
+                        contrast: 0.8,
                         p: 0.8,
                         ..Jitter::OFF
                     },

@@ -1,0 +1,159 @@
+"""VICReg on Fashion-MNIST in PyTorch on the CPU, mirroring `darkmatter train
+--data fashion-mnist`: the ConvNet encoder, a 128-512-512-512 projector,
+VICReg 25/25/1, AdamW with a linear warm-up and a cosine decay, batch 256,
+the `light` augmentation (crop 0.3-1 of the area, flip, brightness and
+contrast at p 0.8, Gaussian noise 0.05 at p 0.5), and after each epoch the
+kNN accuracy (k = 20, votes weighted by exp(cos / 0.07)) of the encoder's
+representation, 60 000 train images as the memory and 10 000 test queries.
+It needs only torch (no torchvision, no numpy), and reads Debian's
+dataset-fashion-mnist.
+
+    python3 benches/pytorch_fashion_mnist.py                     # the defaults
+    python3 benches/pytorch_fashion_mnist.py jitter=0.4 lr=0.001 epochs=5
+    python3 benches/pytorch_fashion_mnist.py --baselines         # raw pixels, random init
+
+Every `key=value` overrides a field of CONFIG; one JSON line per epoch.
+"""
+import gzip
+import json
+import math
+import os
+import struct
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+DATA = os.environ.get("FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
+MEAN, STD = 0.2860, 0.3530
+CONFIG = dict(lr=2e-3, weight_decay=1e-4, warmup=0.1, epochs=1, batch=256, seed=0,
+              crop_min=0.3, flip=0.5, jitter=0.8, jitter_p=0.8, noise_p=0.5, noise_std=0.05)
+
+
+def idx(name):
+    raw = gzip.open(f"{DATA}/{name}-ubyte.gz").read()
+    rank = struct.unpack(">I", raw[:4])[0] & 0xFF
+    dims = struct.unpack(">" + "I" * rank, raw[4:4 + 4 * rank])
+    return torch.frombuffer(bytearray(raw[4 + 4 * rank:]), dtype=torch.uint8).reshape(dims)
+
+
+def convnet():
+    def block(cin, cout, stride):
+        return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+    return nn.Sequential(*block(1, 32, 1), *block(32, 64, 2), *block(64, 128, 2),
+                         *block(128, 128, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def projector(dims):
+    layers = []
+    for a, b in zip(dims[:-2], dims[1:-1]):
+        layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.ReLU()]
+    layers.append(nn.Linear(dims[-2], dims[-1], bias=False))
+    return nn.Sequential(*layers)
+
+
+def vicreg(za, zb):
+    n, d = za.shape
+    invariance = F.mse_loss(za, zb)
+    za, zb = za - za.mean(0), zb - zb.mean(0)
+    std_a, std_b = torch.sqrt(za.var(0) + 1e-4), torch.sqrt(zb.var(0) + 1e-4)
+    variance = (F.relu(1 - std_a).mean() + F.relu(1 - std_b).mean()) / 2
+    ca, cb = za.T @ za / (n - 1), zb.T @ zb / (n - 1)
+    off = lambda c: c.pow(2).sum() - c.diagonal().pow(2).sum()
+    return 25 * invariance + 25 * variance + (off(ca) + off(cb)) / d
+
+
+def augment(x, c):
+    """One view of a batch of [n, 1, 28, 28] images in [0, 1], normalised."""
+    n = x.shape[0]
+    area = torch.empty(n).uniform_(c["crop_min"], 1.0)
+    ratio = torch.exp(torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3)))
+    w, h = torch.sqrt(area * ratio).clamp(max=1), torch.sqrt(area / ratio).clamp(max=1)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = w * torch.where(torch.rand(n) < c["flip"], -1.0, 1.0)
+    theta[:, 0, 2] = (torch.rand(n) * 2 - 1) * (1 - w)
+    theta[:, 1, 1] = h
+    theta[:, 1, 2] = (torch.rand(n) * 2 - 1) * (1 - h)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    y = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    j = c["jitter"]
+    brightness = 1 + (torch.rand(n, 1, 1, 1) * 2 - 1) * j
+    contrast = 1 + (torch.rand(n, 1, 1, 1) * 2 - 1) * j
+    jittered = y * brightness
+    mean = jittered.mean((1, 2, 3), keepdim=True)
+    jittered = (mean + (jittered - mean) * contrast).clamp(0, 1)
+    apply = (torch.rand(n, 1, 1, 1) < c["jitter_p"]).float()
+    y = apply * jittered + (1 - apply) * y
+    noisy = (torch.rand(n, 1, 1, 1) < c["noise_p"]).float()
+    y = (y + noisy * torch.randn_like(y) * c["noise_std"]).clamp(0, 1)
+    return (y - MEAN) / STD
+
+
+@torch.no_grad()
+def features(encoder, x):
+    encoder.eval()
+    out = torch.cat([encoder((x[i:i + 1000] - MEAN) / STD) for i in range(0, len(x), 1000)])
+    encoder.train()
+    return out
+
+
+@torch.no_grad()
+def knn(train, test, train_labels, test_labels, k=20, temperature=0.07):
+    train, test = F.normalize(train, dim=1), F.normalize(test, dim=1)
+    correct = 0
+    for i in range(0, len(test), 1000):
+        sims, nearest = (test[i:i + 1000] @ train.T).topk(k, dim=1)
+        votes = torch.zeros(len(sims), 10).scatter_add_(1, train_labels[nearest],
+                                                        (sims / temperature).exp())
+        correct += (votes.argmax(1) == test_labels[i:i + 1000]).sum().item()
+    return 100 * correct / len(test)
+
+
+def main():
+    c = dict(CONFIG)
+    for arg in sys.argv[1:]:
+        if "=" in arg:
+            key, value = arg.split("=", 1)
+            c[key] = type(CONFIG[key])(value)
+    torch.manual_seed(c["seed"])
+    xtr = idx("train-images-idx3").float().div(255).unsqueeze(1)
+    ytr = idx("train-labels-idx1").long()
+    xte = idx("t10k-images-idx3").float().div(255).unsqueeze(1)
+    yte = idx("t10k-labels-idx1").long()
+    encoder, head = convnet(), projector([128, 512, 512, 512])
+    if "--baselines" in sys.argv:
+        raw = knn(xtr.flatten(1), xte.flatten(1), ytr, yte)
+        random_init = knn(features(encoder, xtr), features(encoder, xte), ytr, yte)
+        print(json.dumps(dict(raw_pixels=raw, random_init=random_init)))
+        return
+    lr = c["lr"] * c["batch"] / 256
+    opt = torch.optim.AdamW(list(encoder.parameters()) + list(head.parameters()), lr=lr,
+                            weight_decay=c["weight_decay"])
+    per_epoch = len(xtr) // c["batch"]
+    total, warm = per_epoch * c["epochs"], int(c["warmup"] * per_epoch)
+    step, start = 0, time.time()
+    for epoch in range(c["epochs"]):
+        order = torch.randperm(len(xtr))
+        for b in range(per_epoch):
+            if step < warm:
+                scale = (step + 1) / warm
+            else:
+                scale = 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+            x = xtr[order[b * c["batch"]:(b + 1) * c["batch"]]]
+            loss = vicreg(head(encoder(augment(x, c))), head(encoder(augment(x, c))))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+        acc = knn(features(encoder, xtr), features(encoder, xte), ytr, yte)
+        print(json.dumps(dict(epoch=epoch + 1, knn_top1=acc, seconds=round(time.time() - start),
+                              config=c)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
