@@ -23,8 +23,10 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+# The model and loss of the speed reference next to this file.
+from pytorch_reference import convnet, projector, vicreg
 
 DATA = os.environ.get("FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
 MEAN, STD = 0.2860, 0.3530
@@ -37,33 +39,6 @@ def idx(name):
     rank = struct.unpack(">I", raw[:4])[0] & 0xFF
     dims = struct.unpack(">" + "I" * rank, raw[4:4 + 4 * rank])
     return torch.frombuffer(bytearray(raw[4 + 4 * rank:]), dtype=torch.uint8).reshape(dims)
-
-
-def convnet():
-    def block(cin, cout, stride):
-        return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
-    return nn.Sequential(*block(1, 32, 1), *block(32, 64, 2), *block(64, 128, 2),
-                         *block(128, 128, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-
-
-def projector(dims):
-    layers = []
-    for a, b in zip(dims[:-2], dims[1:-1]):
-        layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.ReLU()]
-    layers.append(nn.Linear(dims[-2], dims[-1], bias=False))
-    return nn.Sequential(*layers)
-
-
-def vicreg(za, zb):
-    n, d = za.shape
-    invariance = F.mse_loss(za, zb)
-    za, zb = za - za.mean(0), zb - zb.mean(0)
-    std_a, std_b = torch.sqrt(za.var(0) + 1e-4), torch.sqrt(zb.var(0) + 1e-4)
-    variance = (F.relu(1 - std_a).mean() + F.relu(1 - std_b).mean()) / 2
-    ca, cb = za.T @ za / (n - 1), zb.T @ zb / (n - 1)
-    off = lambda c: c.pow(2).sum() - c.diagonal().pow(2).sum()
-    return 25 * invariance + 25 * variance + (off(ca) + off(cb)) / d
 
 
 def augment(x, c):
@@ -123,7 +98,7 @@ def main():
     ytr = idx("train-labels-idx1").long()
     xte = idx("t10k-images-idx3").float().div(255).unsqueeze(1)
     yte = idx("t10k-labels-idx1").long()
-    encoder, head = convnet(), projector([128, 512, 512, 512])
+    encoder, head = convnet(1), projector([128, 512, 512, 512])
     if "--baselines" in sys.argv:
         raw = knn(xtr.flatten(1), xte.flatten(1), ytr, yte)
         random_init = knn(features(encoder, xtr), features(encoder, xte), ytr, yte)
