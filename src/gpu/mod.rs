@@ -211,10 +211,7 @@ impl Gpu {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
-        let mut gpu = Gpu::from_parts(device, queue, info);
-        if let Some(inner) = Arc::get_mut(&mut gpu.inner) {
-            inner.matmul = matmul;
-        }
+        let gpu = Gpu::from_parts(device, queue, info, matmul);
         // Our own device: route validation errors into a value rather than
         // wgpu's default panic. An adopted device keeps its host's handler.
         let sink = gpu.inner.device_error.clone();
@@ -242,10 +239,15 @@ impl Gpu {
             info.name = "host device".into();
             info
         });
-        Gpu::from_parts(device, queue, info)
+        Gpu::from_parts(device, queue, info, None)
     }
 
-    fn from_parts(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
+    fn from_parts(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        matmul: Option<MatmulVariant>,
+    ) -> Gpu {
         let class = match info.device_type {
             wgpu::DeviceType::Cpu => DeviceClass::Cpu,
             _ => DeviceClass::Gpu,
@@ -261,7 +263,7 @@ impl Gpu {
                 limits,
                 features,
                 class,
-                matmul: None,
+                matmul,
                 pool: Mutex::new(pool::Pool::default()),
                 batch: Mutex::new(batch),
                 pipelines: Mutex::new(batch::PipelineCache::default()),
