@@ -1,4 +1,4 @@
-//! Both conv2d variants, forward and backward (input and weight gradients),
+//! Every conv2d variant, forward and backward (input and weight gradients),
 //! on the ConvNet's layer shapes and a ResNet-18 stage, as a GFLOP/s table.
 //!
 //!     cargo run --release --example conv            # batch 256 (128 for the ResNet stage)
@@ -26,19 +26,24 @@ const SHAPES: [(&str, usize, usize, usize, usize); 5] = [
     ("resnet_64x32", 64, 64, 32, 1),
 ];
 
-fn time(gpu: &Gpu, mut f: impl FnMut()) -> Duration {
-    f();
-    gpu.sync().unwrap();
+/// The median time of `f`, or its error (a variant that does not fit the
+/// device's limits at this size).
+fn time(
+    gpu: &Gpu,
+    mut f: impl FnMut() -> darkmatter::Result<Tensor>,
+) -> darkmatter::Result<Duration> {
+    f()?;
+    gpu.sync()?;
     let mut samples = Vec::new();
     let start = Instant::now();
     while samples.len() < 3 || (start.elapsed() < Duration::from_secs(2) && samples.len() < 10) {
         let t = Instant::now();
-        f();
-        gpu.sync().unwrap();
+        f()?;
+        gpu.sync()?;
         samples.push(t.elapsed());
     }
     samples.sort();
-    samples[samples.len() / 2]
+    Ok(samples[samples.len() / 2])
 }
 
 fn main() -> darkmatter::Result<()> {
@@ -72,23 +77,29 @@ fn main() -> darkmatter::Result<()> {
         let dy = Tensor::full(&gpu, &g.output_shape(), 0.1)?;
         let flops = 2.0 * g.macs() as f64;
         for &variant in &variants {
-            let fwd = time(&gpu, || {
-                conv2d_with(variant, &x, &w, None, stride, 1).unwrap();
-            });
+            let fwd = time(&gpu, || conv2d_with(variant, &x, &w, None, stride, 1));
             let dx = time(&gpu, || {
-                conv2d_backward_input(variant, &dy, &w, x.shape(), stride, 1).unwrap();
+                conv2d_backward_input(variant, &dy, &w, x.shape(), stride, 1)
             });
             let dw = time(&gpu, || {
-                conv2d_backward_weight(variant, &x, &dy, w.shape(), stride, 1).unwrap();
+                conv2d_backward_weight(variant, &x, &dy, w.shape(), stride, 1)
             });
-            let rate = |t: Duration| flops / t.as_secs_f64() / 1e9;
+            // A pass over the device's limits prints its error's limit.
+            let rate = |t: &darkmatter::Result<Duration>| match t {
+                Ok(t) => format!("{:.2}", flops / t.as_secs_f64() / 1e9),
+                Err(darkmatter::Error::Limit { limit, .. }) => format!("({limit})"),
+                Err(e) => panic!("{e}"),
+            };
+            let bwd = match (&dx, &dw) {
+                (Ok(dx), Ok(dw)) => format!("{:.2}", 2.0 * flops / (*dx + *dw).as_secs_f64() / 1e9),
+                _ => "-".to_string(),
+            };
             println!(
-                "| {name} n={n} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                "| {name} n={n} | {} | {} | {} | {} | {bwd} |",
                 variant.name(),
-                rate(fwd),
-                rate(dx),
-                rate(dw),
-                2.0 * flops / (dx + dw).as_secs_f64() / 1e9,
+                rate(&fwd),
+                rate(&dx),
+                rate(&dw),
             );
         }
     }

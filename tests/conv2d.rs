@@ -1,4 +1,4 @@
-//! conv2d, both variants, forward and backward, against the f64 reference
+//! conv2d, every variant, forward and backward, against the f64 reference
 //! in tests/common/layers.rs: the forward element by element, the gradients
 //! against central differences of the reference forward, at shapes that are
 //! not multiples of any tile (odd batch, channels and sizes, stride, padding).
@@ -10,8 +10,10 @@ mod layers;
 use common::*;
 use darkmatter::Tape;
 use darkmatter::kernels::conv2d::{
-    ConvVariant, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_with,
+    ConvGeometry, ConvPass, ConvVariant, conv2d_backward_bias, conv2d_backward_input,
+    conv2d_backward_weight, conv2d_with,
 };
+use darkmatter::{DeviceClass, Error, Gpu, GpuOptions, Tensor};
 use layers::{Conv, dot, numeric_grad, to_f64};
 
 const SHAPES: [Conv; 8] = [
@@ -184,6 +186,11 @@ fn implicit_gemm_forward_matches_reference() {
 }
 
 #[test]
+fn im2col_forward_matches_reference() {
+    forward_matches(ConvVariant::Im2col);
+}
+
+#[test]
 fn direct_backward_matches_finite_differences() {
     backward_matches(ConvVariant::Direct);
 }
@@ -191,6 +198,11 @@ fn direct_backward_matches_finite_differences() {
 #[test]
 fn implicit_gemm_backward_matches_finite_differences() {
     backward_matches(ConvVariant::ImplicitGemm);
+}
+
+#[test]
+fn im2col_backward_matches_finite_differences() {
+    backward_matches(ConvVariant::Im2col);
 }
 
 /// A batch large enough that the weight gradient is split into several
@@ -218,6 +230,110 @@ fn implicit_gemm_weight_gradient_sums_batch_chunks() {
         1e-4,
         1e-4,
         "chunked dw",
+    );
+}
+
+/// A weight gradient with enough taps for the `im2col` variant, on a batch
+/// whose patch matrix (891 x 72) the `texture` matmul folds into four pages
+/// of a device limited to 256-texel textures, against the direct variant.
+#[test]
+fn im2col_weight_gradient_folds_long_reductions() {
+    let s = Conv {
+        n: 9,
+        c: 8,
+        h: 11,
+        w: 9,
+        o: 21,
+        k: 3,
+        stride: 1,
+        pad: 1,
+    };
+    let small = Gpu::with_options(GpuOptions {
+        max_texture_dimension: Some(256),
+        ..GpuOptions::default()
+    })
+    .unwrap();
+    let c = case(s, 11);
+    let x = Tensor::from_slice(&small, &c.x, &s.x_shape()).unwrap();
+    let r = Tensor::from_slice(&small, &c.r, &s.y_shape()).unwrap();
+    let got = conv2d_backward_weight(ConvVariant::Im2col, &x, &r, &s.w_shape(), 1, 1).unwrap();
+    let want = conv2d_backward_weight(ConvVariant::Direct, &x, &r, &s.w_shape(), 1, 1).unwrap();
+    assert_close(
+        &got.to_vec().unwrap(),
+        &to_f64(&want.to_vec().unwrap()),
+        1e-4,
+        1e-4,
+        "im2col dw over texture pages",
+    );
+}
+
+/// The defaults on CPU adapters: the weight gradient goes through `im2col`
+/// while its patch matrix fits a storage binding, and falls back to the
+/// implicit GEMM, with the same result, where it does not.
+#[test]
+fn im2col_is_the_cpu_weight_gradient_while_the_patches_fit() {
+    let s = Conv {
+        n: 4,
+        c: 16,
+        h: 8,
+        w: 8,
+        o: 8,
+        k: 3,
+        stride: 1,
+        pad: 1,
+    };
+    // The patch matrix: 4 * 64 pixels x 144 taps, 147 456 bytes.
+    let g = ConvGeometry::new(&s.x_shape(), &s.w_shape(), 1, 1).unwrap();
+    let tight = Gpu::with_options(GpuOptions {
+        max_storage_binding: Some(1 << 17),
+        ..GpuOptions::default()
+    })
+    .unwrap();
+    let (want_fit, want_tight) = match gpu().class() {
+        DeviceClass::Cpu => (ConvVariant::Im2col, ConvVariant::ImplicitGemm),
+        DeviceClass::Gpu => (ConvVariant::ImplicitGemm, ConvVariant::ImplicitGemm),
+    };
+    assert_eq!(
+        ConvVariant::default_for(gpu(), &g, ConvPass::WeightGrad),
+        want_fit
+    );
+    assert_eq!(
+        ConvVariant::default_for(&tight, &g, ConvPass::WeightGrad),
+        want_tight
+    );
+    let c = case(s, 12);
+    let x = Tensor::from_slice(&tight, &c.x, &s.x_shape()).unwrap();
+    let r = Tensor::from_slice(&tight, &c.r, &s.y_shape()).unwrap();
+    let err = conv2d_backward_weight(ConvVariant::Im2col, &x, &r, &s.w_shape(), 1, 1).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Limit {
+                limit: "max_storage_buffer_binding_size",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let mut tape = Tape::new(&tight);
+    let xv = tape.constant(&x).unwrap();
+    let wv = tape
+        .param(&Tensor::from_slice(&tight, &c.w, &s.w_shape()).unwrap())
+        .unwrap();
+    let y = tape.conv2d(xv, wv, None, 1, 1).unwrap();
+    let rv = tape.constant(&r).unwrap();
+    let l = tape.mul(y, rv).unwrap();
+    let l = tape.sum_all(l).unwrap();
+    let grads = tape.backward(l).unwrap();
+    let want = numeric_grad(&to_f64(&c.w), |w| {
+        dot(&layers::conv2d(&s, &to_f64(&c.x), w, None), &to_f64(&c.r))
+    });
+    assert_close(
+        &grads.get(wv).unwrap().to_vec().unwrap(),
+        &want,
+        1e-4,
+        1e-4,
+        "dw through the fallback",
     );
 }
 

@@ -6,7 +6,8 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, dispatch};
-use crate::kernels::reduce;
+use crate::kernels::elementwise::{BinaryOp, binary};
+use crate::kernels::{matmul, reduce, transpose};
 use crate::tensor::Tensor;
 
 /// The convolution kernels: each names a forward file and a backward file.
@@ -17,17 +18,27 @@ pub enum ConvVariant {
     Direct,
     /// im2col on the fly inside a barrier-free 8 x 16 register-blocked GEMM.
     ImplicitGemm,
+    /// An explicit im2col (or col2im) pass plus the device's default
+    /// [`matmul`](crate::kernels::matmul::matmul): the convolution inherits
+    /// the fastest matrix product (`texture` on CPU adapters), at the cost
+    /// of materialising the patch matrix.
+    Im2col,
 }
 
 impl ConvVariant {
     /// Every variant, in order of sophistication.
-    pub const ALL: [ConvVariant; 2] = [ConvVariant::Direct, ConvVariant::ImplicitGemm];
+    pub const ALL: [ConvVariant; 3] = [
+        ConvVariant::Direct,
+        ConvVariant::ImplicitGemm,
+        ConvVariant::Im2col,
+    ];
 
     /// The name used in benchmark ids and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             ConvVariant::Direct => "direct",
             ConvVariant::ImplicitGemm => "implicit_gemm",
+            ConvVariant::Im2col => "im2col",
         }
     }
 
@@ -38,37 +49,42 @@ impl ConvVariant {
 
     /// The faster variant for one pass of a convolution of this geometry.
     ///
-    /// On CPU adapters the choice follows examples/conv.rs on lavapipe
-    /// (llvmpipe, Mesa 22.3, 2 cores; GFLOP/s, both variants in one run):
+    /// On CPU adapters the choice follows `cargo run --release --example
+    /// conv` on lavapipe (llvmpipe, Mesa 22.3, 2 cores, batch 256; GFLOP/s,
+    /// all variants in one run):
     ///
-    /// | layer (batch 32) | fwd direct / gemm | dx direct / gemm | dw direct / gemm |
+    /// | layer | fwd gemm / im2col | dx direct / gemm / im2col | dw direct / gemm / im2col |
     /// | --- | --- | --- | --- |
-    /// | 1 -> 32, 28x28 | 0.08 / 1.51 | 0.22 / 0.18 | 0.21 / 0.04 |
-    /// | 32 -> 64, 28x28, s2 | 0.14 / 3.33 | 0.12 / 2.83 | 0.17 / 1.44 |
-    /// | 64 -> 128, 14x14, s2 | 0.13 / 1.64 | 0.08 / 1.49 | 0.10 / 0.66 |
-    /// | 128 -> 128, 7x7 | 0.09 / 1.74 | 0.13 / 1.47 | 0.13 / 0.98 |
-    /// | 64 -> 64, 32x32 | 0.11 / 3.15 | 0.14 / 3.01 | 0.15 / 1.20 |
+    /// | 1 -> 32, 28x28 | 5.27 / 0.26 | 0.70 / 0.69 / 0.28 | 1.61 / 0.17 / 0.18 |
+    /// | 32 -> 64, 28x28, s2 | 12.12 / 4.41 | 0.51 / 8.16 / 3.53 | 0.65 / 4.35 / 5.84 |
+    /// | 64 -> 128, 14x14, s2 | 11.15 / 15.52 | 0.38 / 8.05 / 8.41 | 0.74 / 3.42 / 15.46 |
+    /// | 128 -> 128, 7x7 | 15.30 / 17.52 | 0.93 / 12.00 / 15.58 | 0.70 / 4.92 / 15.90 |
     ///
-    /// The GEMM kernels give each invocation 16 channels of one side
-    /// (the output channels forward, the input channels for dx) and each lane
-    /// 8 taps (c, ky, kx) for dw, so with a single input channel most of the
-    /// block is padding: there direct wins dx (c < 2) and dw (fewer than 64
-    /// taps c * kh * kw, measured at 9 and 288). The forward GEMM wins
-    /// everywhere. On GPUs the GEMM kernels' data reuse also beats direct's
-    /// one load pair per multiply-add, so they stay the default there.
+    /// - The weight gradient is a long reduction over the batch and the
+    ///   pixels, which `im2col` hands to the `texture` matmul (3-4.5x the
+    ///   implicit GEMM from 576 taps up). With a single input channel most
+    ///   of a GEMM block is padding, so direct wins below 64 taps
+    ///   c * kh * kw; and where the patch matrix does not fit one storage
+    ///   binding, the implicit GEMM takes over.
+    /// - The forward and dx stay with the implicit GEMM: `im2col` wins them
+    ///   only from 128 output channels, by less than col2im's and the
+    ///   transposes' memory traffic costs at 64 (the `texture` matmul gives
+    ///   its SIMD lanes 16 columns each, so 64 columns fill half of them).
+    ///   With one input channel direct wins dx.
+    /// - On GPUs the GEMM kernels' data reuse beats direct's one load pair
+    ///   per multiply-add. `im2col` has not been measured on a GPU, so the
+    ///   implicit GEMM stays the default there.
     pub fn default_for(gpu: &Gpu, g: &ConvGeometry, pass: ConvPass) -> ConvVariant {
         if gpu.class() == DeviceClass::Gpu {
             return ConvVariant::ImplicitGemm;
         }
-        let small = match pass {
-            ConvPass::Forward => false,
-            ConvPass::InputGrad => g.c < 2,
-            ConvPass::WeightGrad => g.c * g.kh * g.kw < 64,
-        };
-        if small {
-            ConvVariant::Direct
-        } else {
-            ConvVariant::ImplicitGemm
+        match pass {
+            ConvPass::Forward => ConvVariant::ImplicitGemm,
+            ConvPass::InputGrad if g.c < 2 => ConvVariant::Direct,
+            ConvPass::InputGrad => ConvVariant::ImplicitGemm,
+            ConvPass::WeightGrad if g.c * g.kh * g.kw < 64 => ConvVariant::Direct,
+            ConvPass::WeightGrad if cols_fit(gpu, g) => ConvVariant::Im2col,
+            ConvPass::WeightGrad => ConvVariant::ImplicitGemm,
         }
     }
 
@@ -88,6 +104,7 @@ impl ConvVariant {
                     "main",
                 )
             },
+            ConvVariant::Im2col => im2col_kernel("im2col"),
         }
     }
 
@@ -106,8 +123,49 @@ impl ConvVariant {
                     entry,
                 )
             },
+            // The data movement of each pass: col2im for dx, im2col for dw.
+            ConvVariant::Im2col if entry == "input" => im2col_kernel("col2im"),
+            ConvVariant::Im2col => im2col_kernel("im2col"),
         }
     }
+}
+
+fn im2col_kernel(entry: &'static str) -> Kernel {
+    Kernel::new(
+        "conv2d/im2col",
+        include_str!("../../shaders/conv2d/im2col.wgsl"),
+        entry,
+    )
+}
+
+/// The patch matrix of `x`: `[n * oh * ow, c * kh * kw]` (see im2col.wgsl).
+fn im2col(x: &Tensor, g: &ConvGeometry) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let cols = Tensor::uninit(gpu, &[g.n * g.oh * g.ow, g.c * g.kh * g.kw])?;
+    let groups = gpu.grid(((g.n * g.oh * g.ow * g.c) as u64).div_ceil(256))?;
+    let kernel = ConvVariant::Im2col.forward_kernel();
+    dispatch(
+        gpu,
+        &kernel,
+        &[],
+        &g.params(0),
+        &[x.binding(1), cols.binding(2)],
+        groups,
+    )?;
+    Ok(cols)
+}
+
+/// `dy` `[n, o, oh, ow]` as the matrix `[n * oh * ow, o]`.
+fn pixels_by_channels(dy: &Tensor, g: &ConvGeometry) -> Result<Tensor> {
+    let t = transpose::transpose(&dy.reshape(&[g.n, g.o, g.oh * g.ow])?)?;
+    t.reshape(&[g.n * g.oh * g.ow, g.o])
+}
+
+/// Whether the patch matrix of a convolution fits one storage binding.
+fn cols_fit(gpu: &Gpu, g: &ConvGeometry) -> bool {
+    let bytes = (g.n * g.oh * g.ow) as u64 * (g.c * g.kh * g.kw) as u64 * 4;
+    let l = gpu.limits();
+    bytes <= l.max_storage_buffer_binding_size.min(l.max_buffer_size)
 }
 
 /// One pass of a convolution, for [`ConvVariant::default_for`].
@@ -347,6 +405,17 @@ pub fn conv2d_with(
     }
     let constants = [("HAS_BIAS", bias.is_some() as u32 as f64)];
     let (groups, wb) = match variant {
+        ConvVariant::Im2col => {
+            let cols = im2col(x, &g)?;
+            let taps = g.c * g.kh * g.kw;
+            let y = matmul::matmul(&cols, &w.reshape(&[g.o, taps])?, false, true)?;
+            let y = transpose::transpose(&y.reshape(&[g.n, g.oh * g.ow, g.o])?)?;
+            let y = y.reshape(&g.output_shape())?;
+            return match bias {
+                Some(b) => binary(&y, &b.reshape(&[g.o, 1, 1])?, BinaryOp::Add),
+                None => Ok(y),
+            };
+        }
         ConvVariant::Direct => (gpu.grid((out.numel() as u64).div_ceil(256))?, None),
         ConvVariant::ImplicitGemm => (
             gemm_groups(gpu, &format!("conv2d {g:?}"), g.n * g.oh * g.ow, g.o, 1)?,
@@ -404,6 +473,14 @@ pub fn conv2d_backward_input(
     }
     let kernel = variant.backward_kernel("input");
     match variant {
+        ConvVariant::Im2col => {
+            let dyt = pixels_by_channels(dy, &g)?;
+            let w = w.reshape(&[g.o, g.c * g.kh * g.kw])?;
+            let dcols = matmul::matmul(&dyt, &w, false, false)?;
+            let groups = gpu.grid((dx.numel() as u64).div_ceil(256))?;
+            let bindings = [dcols.binding(1), dx.binding(2)];
+            dispatch(gpu, &kernel, &[], &g.params(0), &bindings, groups)?;
+        }
         ConvVariant::Direct => {
             let groups = gpu.grid((dx.numel() as u64).div_ceil(256))?;
             let bindings: [Binding; 3] = [dy.binding(1), w.binding(2), dx.binding(3)];
@@ -454,6 +531,11 @@ pub fn conv2d_backward_weight(
         return Tensor::zeros(gpu, w_shape);
     }
     match variant {
+        ConvVariant::Im2col => {
+            let dyt = pixels_by_channels(dy, &g)?;
+            let dw = matmul::matmul(&dyt, &im2col(x, &g)?, true, false)?;
+            dw.reshape(w_shape)
+        }
         ConvVariant::Direct => {
             let dw = Tensor::uninit(gpu, w_shape)?;
             let groups = gpu.grid((dw.numel() as u64).div_ceil(256))?;
