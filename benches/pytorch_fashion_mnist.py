@@ -1,16 +1,23 @@
 """VICReg on Fashion-MNIST in PyTorch on the CPU, mirroring `darkmatter train
 --data fashion-mnist`: the ConvNet encoder, a 128-512-512-512 projector,
 VICReg 25/25/1, AdamW with a linear warm-up and a cosine decay, batch 256,
-the `light` augmentation (crop 0.3-1 of the area, flip, brightness and
-contrast at p 0.8, Gaussian noise 0.05 at p 0.5), and after each epoch the
-kNN accuracy (k = 20, votes weighted by exp(cos / 0.07)) of the encoder's
-representation, 60 000 train images as the memory and 10 000 test queries.
+the `light` augmentation (crop 0.3-1 of the area, flip, brightness then
+contrast, each clamped to [0, 1], at p 0.8, Gaussian noise 0.05 at p 0.5),
+and after each epoch the kNN accuracy (k = 20, votes weighted by
+exp(cos / 0.07)) of the encoder's representation, 60 000 train images as
+the memory and 10 000 test queries.
 It needs only torch (no torchvision, no numpy), and reads Debian's
 dataset-fashion-mnist.
 
-    python3 benches/pytorch_fashion_mnist.py                     # the defaults
+    python3 benches/pytorch_fashion_mnist.py                       # the defaults
     python3 benches/pytorch_fashion_mnist.py jitter=0.4 lr=0.001 epochs=5
-    python3 benches/pytorch_fashion_mnist.py --baselines         # raw pixels, random init
+    python3 benches/pytorch_fashion_mnist.py jitter_order=random   # torchvision's order
+    python3 benches/pytorch_fashion_mnist.py --baselines           # raw pixels, random init
+    python3 benches/pytorch_fashion_mnist.py --checkpoint runs/x/checkpoint.safetensors
+
+`--checkpoint` loads the encoder of a `darkmatter train` checkpoint into this
+file's ConvNet and prints its kNN accuracy, which should match the
+`knn_top1` darkmatter logged for that epoch.
 
 Every `key=value` overrides a field of CONFIG; one JSON line per epoch.
 """
@@ -31,7 +38,9 @@ from pytorch_reference import convnet, projector, vicreg
 DATA = os.environ.get("FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
 MEAN, STD = 0.2860, 0.3530
 CONFIG = dict(lr=2e-3, weight_decay=1e-4, warmup=0.1, epochs=1, batch=256, seed=0,
-              crop_min=0.3, flip=0.5, jitter=0.8, jitter_p=0.8, noise_p=0.5, noise_std=0.05)
+              crop_min=0.3, flip=0.5, jitter=0.8, jitter_p=0.8, noise_p=0.5, noise_std=0.05,
+              jitter_order="fixed", jitter_clamp="each",
+              noise_clamp=1)
 
 
 def idx(name):
@@ -57,13 +66,29 @@ def augment(x, c):
     j = c["jitter"]
     brightness = 1 + (torch.rand(n, 1, 1, 1) * 2 - 1) * j
     contrast = 1 + (torch.rand(n, 1, 1, 1) * 2 - 1) * j
-    jittered = y * brightness
-    mean = jittered.mean((1, 2, 3), keepdim=True)
-    jittered = (mean + (jittered - mean) * contrast).clamp(0, 1)
+    # jitter_order=random and jitter_clamp=each are torchvision's ColorJitter:
+    # the ops in a random order per image, each clamping to [0, 1].
+    each = c["jitter_clamp"] == "each"
+
+    def bright(t):
+        t = t * brightness
+        return t.clamp(0, 1) if each else t
+
+    def contr(t):
+        m = t.mean((1, 2, 3), keepdim=True)
+        t = m + (t - m) * contrast
+        return t.clamp(0, 1) if each else t
+    jittered = contr(bright(y))
+    if c["jitter_order"] == "random":
+        first = (torch.rand(n, 1, 1, 1) < 0.5).float()
+        jittered = first * jittered + (1 - first) * bright(contr(y))
+    jittered = jittered.clamp(0, 1)
     apply = (torch.rand(n, 1, 1, 1) < c["jitter_p"]).float()
     y = apply * jittered + (1 - apply) * y
     noisy = (torch.rand(n, 1, 1, 1) < c["noise_p"]).float()
-    y = (y + noisy * torch.randn_like(y) * c["noise_std"]).clamp(0, 1)
+    y = y + noisy * torch.randn_like(y) * c["noise_std"]
+    if c["noise_clamp"]:
+        y = y.clamp(0, 1)
     return (y - MEAN) / STD
 
 
@@ -87,6 +112,31 @@ def knn(train, test, train_labels, test_labels, k=20, temperature=0.07):
     return 100 * correct / len(test)
 
 
+def load_darkmatter(encoder, path):
+    """The `encoder.*` tensors of a darkmatter checkpoint (safetensors: an
+    8-byte little-endian header length, a JSON header, raw little-endian
+    data) into `encoder`, whose Sequential indices follow conv1, bn1, relu,
+    conv2, ... as in pytorch_reference.convnet."""
+    raw = open(path, "rb").read()
+    size = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + size])
+    layer = {"conv1": 0, "bn1": 1, "conv2": 3, "bn2": 4, "conv3": 6, "bn3": 7,
+             "conv4": 9, "bn4": 10}
+    state = {}
+    for name, entry in header.items():
+        if not name.startswith("encoder.") or entry["dtype"] != "F32":
+            continue
+        module, field = name[len("encoder."):].split(".", 1)
+        start, end = entry["data_offsets"]
+        data = bytearray(raw[8 + size + start:8 + size + end])
+        state[f"{layer[module]}.{field}"] = torch.frombuffer(
+            data, dtype=torch.float32).reshape(entry["shape"])
+    encoder.load_state_dict(state, strict=False)
+    missing = set(k for k in encoder.state_dict() if "num_batches" not in k) - set(state)
+    if missing:
+        sys.exit(f"{path}: no tensors for {sorted(missing)}")
+
+
 def main():
     c = dict(CONFIG)
     for arg in sys.argv[1:]:
@@ -99,6 +149,12 @@ def main():
     xte = idx("t10k-images-idx3").float().div(255).unsqueeze(1)
     yte = idx("t10k-labels-idx1").long()
     encoder, head = convnet(1), projector([128, 512, 512, 512])
+    if "--checkpoint" in sys.argv:
+        path = sys.argv[sys.argv.index("--checkpoint") + 1]
+        load_darkmatter(encoder, path)
+        acc = knn(features(encoder, xtr), features(encoder, xte), ytr, yte)
+        print(json.dumps(dict(checkpoint=path, knn_top1=acc)))
+        return
     if "--baselines" in sys.argv:
         raw = knn(xtr.flatten(1), xte.flatten(1), ytr, yte)
         random_init = knn(features(encoder, xtr), features(encoder, xte), ytr, yte)

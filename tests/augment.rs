@@ -167,6 +167,18 @@ fn known_answers_fix_the_conventions() {
     assert_close(&got, &[0.5, 0.5], 0.0, 1e-6, "contrast 0");
     let got = run(&greys, [1, 1, 2, 1], &unit, &|p| p.solarize = true);
     assert_close(&got, &[0.2, 0.2], 0.0, 1e-6, "solarise");
+    // Noise keeps pixels in [0, 1]: on black and white it only brightens
+    // and darkens, and in between it moves both ways.
+    let levels: Vec<u8> = (0..64).map(|i| [0, 128, 255][i % 3]).collect();
+    let got = run(&levels, [1, 1, 64, 1], &unit, &|p| {
+        p.noise_std = 0.2;
+        p.noise_key = 7;
+    });
+    let at = |level: usize| got.iter().skip(level).step_by(3).copied();
+    assert!(at(0).all(|y| y >= 0.0) && at(0).any(|y| y > 0.0), "{got:?}");
+    assert!(at(2).all(|y| y <= 1.0) && at(2).any(|y| y < 1.0), "{got:?}");
+    let grey: Vec<f32> = at(1).collect();
+    assert!(grey.iter().any(|&y| y > 0.51) && grey.iter().any(|&y| y < 0.49));
 }
 
 #[test]
@@ -212,6 +224,17 @@ fn each_colour_jitter_matches_the_reference() {
                 saturation: 0.4,
                 hue: 0.1,
                 p: ALWAYS,
+                random_order: true,
+            },
+        ),
+        (
+            "brightness then contrast, strong",
+            Jitter {
+                brightness: 0.8,
+                contrast: 0.8,
+                p: ALWAYS,
+                random_order: false,
+                ..Jitter::OFF
             },
         ),
     ];
@@ -224,6 +247,35 @@ fn each_colour_jitter_matches_the_reference() {
         let colour_only = jitter.brightness == 0.0 && jitter.contrast == 0.0;
         check(name, [3, 15, 9, 1], &one_view(v), TOL, !colour_only);
     }
+}
+
+/// `random_order: false` (the `light` preset) always applies brightness,
+/// contrast, saturation, hue in that order, with the same factors as the
+/// random order would draw.
+#[test]
+fn jitter_order_is_fixed_where_asked() {
+    let light = AugmentConfig::preset(Preset::Light);
+    assert!(!light.views[0].jitter.random_order);
+    let mut random = light;
+    for v in &mut random.views {
+        v.jitter.random_order = true;
+    }
+    let fixed = augment::sample_params(&light, 3, 5, 64, (28, 28));
+    let shuffled = augment::sample_params(&random, 3, 5, 64, (28, 28));
+    let mut jittered = 0;
+    let mut reordered = 0;
+    for (f, r) in fixed.iter().flatten().zip(shuffled.iter().flatten()) {
+        assert_eq!(f.jitter.brightness, r.jitter.brightness);
+        assert_eq!(f.jitter.contrast, r.jitter.contrast);
+        if f.jitter.brightness != 1.0 {
+            jittered += 1;
+            assert_eq!(f.jitter.order, [0, 1, 2, 3]);
+            reordered += (r.jitter.order != [0, 1, 2, 3]) as usize;
+        }
+    }
+    // p 0.8 over 128 views; about 23 of 24 permutations reorder.
+    assert!(jittered > 80, "{jittered}");
+    assert!(reordered > jittered / 2, "{reordered} of {jittered}");
 }
 
 #[test]

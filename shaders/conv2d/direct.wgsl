@@ -1,4 +1,4 @@
-// conv2d forward, variant 1 of 2: direct, one output per invocation.
+// conv2d forward, variant 1 of 3: direct, one output per invocation.
 //
 // out[n, o, oy, ox] = bias[o] + sum over c, ky, kx of
 //     x[n, c, oy * stride - pad + ky, ox * stride - pad + kx] * w[o, c, ky, kx]

@@ -1,4 +1,4 @@
-// conv2d forward, variant 2 of 2: implicit GEMM, register-blocked, barrier-free.
+// conv2d forward, variant 2 of 3: implicit GEMM, register-blocked, barrier-free.
 //
 // The convolution is the GEMM out[m, o] = sum_k A[m, k] * W[o, k] with
 // m = (n, oy, ox) an output pixel, k = (c, ky, kx) a tap and A the im2col

@@ -175,7 +175,8 @@ impl Finish<'_> {
             y = 1.0 - y;
         }
         if p.noise_std > 0.0 {
-            y += p.noise_std * gaussian(p.noise_key, (ch * self.plane + i) as u32);
+            let noise = p.noise_std * gaussian(p.noise_key, (ch * self.plane + i) as u32);
+            y = (y + noise).clamp(0.0, 1.0);
         }
         (y - self.mean[ch]) / self.std[ch]
     }

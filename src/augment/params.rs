@@ -46,7 +46,8 @@ pub struct JitterParams {
     /// Shift of the HSV hue, in turns.
     pub hue: f32,
     /// The order of the four adjustments (0 brightness, 1 contrast, 2
-    /// saturation, 3 hue), a random permutation as in torchvision.
+    /// saturation, 3 hue): a random permutation as in torchvision, or that
+    /// order where [`Jitter::random_order`](super::Jitter) is off.
     pub order: [u8; 4],
 }
 
@@ -123,7 +124,13 @@ impl ViewParams {
         let jitter = {
             let mut r = rng(Draw::Jitter);
             if r.next_f32() < j.p {
-                let order = permutation(4, &mut r);
+                // Drawn either way, so that the factors do not depend on it.
+                let drawn = permutation(4, &mut r);
+                let order = if j.random_order {
+                    drawn
+                } else {
+                    vec![0, 1, 2, 3]
+                };
                 let mut factor = |x: f32| r.range((1.0 - x).max(0.0), 1.0 + x);
                 JitterParams {
                     brightness: factor(j.brightness),
