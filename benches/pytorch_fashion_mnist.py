@@ -12,6 +12,7 @@ dataset-fashion-mnist.
     python3 benches/pytorch_fashion_mnist.py                       # the defaults
     python3 benches/pytorch_fashion_mnist.py jitter=0.4 lr=0.001 epochs=5
     python3 benches/pytorch_fashion_mnist.py jitter_order=random   # torchvision's order
+    python3 benches/pytorch_fashion_mnist.py crop=torchvision      # darkmatter's crop boxes
     python3 benches/pytorch_fashion_mnist.py --baselines           # raw pixels, random init
     python3 benches/pytorch_fashion_mnist.py --checkpoint runs/x/checkpoint.safetensors
 
@@ -40,7 +41,7 @@ MEAN, STD = 0.2860, 0.3530
 CONFIG = dict(lr=2e-3, weight_decay=1e-4, warmup=0.1, epochs=1, batch=256, seed=0,
               crop_min=0.3, flip=0.5, jitter=0.8, jitter_p=0.8, noise_p=0.5, noise_std=0.05,
               jitter_order="fixed", jitter_clamp="each",
-              noise_clamp=1)
+              noise_clamp=1, crop="continuous")
 
 
 def idx(name):
@@ -50,17 +51,42 @@ def idx(name):
     return torch.frombuffer(bytearray(raw[4 + 4 * rank:]), dtype=torch.uint8).reshape(dims)
 
 
+def torchvision_crops(n, height, width, scale_min):
+    """RandomResizedCrop's boxes: whole pixels, ten tries at a random area
+    and log-uniform aspect ratio that fits, else the whole image. Returns
+    width, height and centre in affine_grid's [-1, 1] units."""
+    out = torch.zeros(4, n)
+    for i in range(n):
+        w, h, left, top = width, height, 0, 0
+        for _ in range(10):
+            target = height * width * (scale_min + (1 - scale_min) * torch.rand(1).item())
+            aspect = math.exp(math.log(3 / 4) + math.log(16 / 9) * torch.rand(1).item())
+            cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+            if 0 < cw <= width and 0 < ch <= height:
+                w, h = cw, ch
+                top = torch.randint(0, height - h + 1, (1,)).item()
+                left = torch.randint(0, width - w + 1, (1,)).item()
+                break
+        out[:, i] = torch.tensor([w / width, h / height, (2 * left + w) / width - 1,
+                                  (2 * top + h) / height - 1])
+    return out[0], out[1], out[2], out[3]
+
+
 def augment(x, c):
     """One view of a batch of [n, 1, 28, 28] images in [0, 1], normalised."""
     n = x.shape[0]
-    area = torch.empty(n).uniform_(c["crop_min"], 1.0)
-    ratio = torch.exp(torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3)))
-    w, h = torch.sqrt(area * ratio).clamp(max=1), torch.sqrt(area / ratio).clamp(max=1)
+    if c["crop"] == "torchvision":
+        w, h, cx, cy = torchvision_crops(n, x.shape[2], x.shape[3], c["crop_min"])
+    else:
+        area = torch.empty(n).uniform_(c["crop_min"], 1.0)
+        ratio = torch.exp(torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3)))
+        w, h = torch.sqrt(area * ratio).clamp(max=1), torch.sqrt(area / ratio).clamp(max=1)
+        cx, cy = (torch.rand(n) * 2 - 1) * (1 - w), (torch.rand(n) * 2 - 1) * (1 - h)
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0] = w * torch.where(torch.rand(n) < c["flip"], -1.0, 1.0)
-    theta[:, 0, 2] = (torch.rand(n) * 2 - 1) * (1 - w)
+    theta[:, 0, 2] = cx
     theta[:, 1, 1] = h
-    theta[:, 1, 2] = (torch.rand(n) * 2 - 1) * (1 - h)
+    theta[:, 1, 2] = cy
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     y = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     j = c["jitter"]
