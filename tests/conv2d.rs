@@ -219,18 +219,19 @@ fn implicit_gemm_weight_gradient_sums_batch_chunks() {
         stride: 1,
         pad: 1,
     };
-    let c = case(s, 7);
-    let (x, r) = (upload(&c.x, &s.x_shape()), upload(&c.r, &s.y_shape()));
-    let got =
-        conv2d_backward_weight(ConvVariant::ImplicitGemm, &x, &r, &s.w_shape(), 1, 1).unwrap();
+    dw_matches_direct(gpu(), ConvVariant::ImplicitGemm, s, 7, "chunked dw");
+}
+
+/// `variant`'s weight gradient (stride 1, padding 1) against the direct
+/// variant's, which `backward_matches` checks against finite differences.
+fn dw_matches_direct(on: &Gpu, variant: ConvVariant, s: Conv, seed: u64, what: &str) {
+    let c = case(s, seed);
+    let x = Tensor::from_slice(on, &c.x, &s.x_shape()).unwrap();
+    let r = Tensor::from_slice(on, &c.r, &s.y_shape()).unwrap();
+    let got = conv2d_backward_weight(variant, &x, &r, &s.w_shape(), 1, 1).unwrap();
     let want = conv2d_backward_weight(ConvVariant::Direct, &x, &r, &s.w_shape(), 1, 1).unwrap();
-    assert_close(
-        &got.to_vec().unwrap(),
-        &to_f64(&want.to_vec().unwrap()),
-        1e-4,
-        1e-4,
-        "chunked dw",
-    );
+    let want = to_f64(&want.to_vec().unwrap());
+    assert_close(&got.to_vec().unwrap(), &want, 1e-4, 1e-4, what);
 }
 
 /// A weight gradient with enough taps for the `im2col` variant, on a batch
@@ -253,18 +254,8 @@ fn im2col_weight_gradient_folds_long_reductions() {
         ..GpuOptions::default()
     })
     .unwrap();
-    let c = case(s, 11);
-    let x = Tensor::from_slice(&small, &c.x, &s.x_shape()).unwrap();
-    let r = Tensor::from_slice(&small, &c.r, &s.y_shape()).unwrap();
-    let got = conv2d_backward_weight(ConvVariant::Im2col, &x, &r, &s.w_shape(), 1, 1).unwrap();
-    let want = conv2d_backward_weight(ConvVariant::Direct, &x, &r, &s.w_shape(), 1, 1).unwrap();
-    assert_close(
-        &got.to_vec().unwrap(),
-        &to_f64(&want.to_vec().unwrap()),
-        1e-4,
-        1e-4,
-        "im2col dw over texture pages",
-    );
+    let what = "im2col dw over texture pages";
+    dw_matches_direct(&small, ConvVariant::Im2col, s, 11, what);
 }
 
 /// The defaults on CPU adapters: the weight gradient goes through `im2col`
