@@ -7,6 +7,7 @@ mod common;
 mod layers;
 
 use common::*;
+use darkmatter::kernels::norm;
 use darkmatter::kernels::pool::PoolWindow;
 use darkmatter::{BatchNormState, Tape, Tensor, Var};
 use layers::{dot, numeric_grad, to_f64};
@@ -354,6 +355,28 @@ fn bad_inputs_are_typed_errors() {
     };
     let err = tape.batch_norm(x, None, &st, true).unwrap_err().to_string();
     assert!(err.contains("[2, 3, 2, 2]") && err.contains("[4]"), "{err}");
+    // The batch-norm kernels run without bounds checks: the backward checks
+    // the statistics and gamma it is handed against x's channels.
+    let xt = upload(&[0.5; 24], &[2, 3, 2, 2]);
+    let three = upload(&[1.0; 3], &[3]);
+    let four = upload(&[1.0; 4], &[4]);
+    let stats = |mean: &Tensor, invstd: &Tensor| norm::BatchStats {
+        mean: mean.clone(),
+        invstd: invstd.clone(),
+    };
+    for (s, gamma) in [
+        (stats(&four, &three), None),
+        (stats(&three, &four), None),
+        (stats(&three, &three), Some(&four)),
+    ] {
+        let err = norm::batch_norm_backward(&xt, &xt, &s, gamma, true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[3]") && err.contains("[4]"), "{err}");
+    }
+    assert!(
+        norm::batch_norm_backward(&xt, &xt, &stats(&three, &three), Some(&three), true).is_ok()
+    );
     let win = PoolWindow {
         kernel: 3,
         stride: 1,

@@ -15,19 +15,24 @@
 //
 // The per-channel sums use a two-pass mean / variance and a tree in
 // workgroup memory: a handful of barriers per channel, against N * L loads.
+//
+// C and L are override constants, so each layer shape gets its own pipeline
+// and the index arithmetic (element -> channel, channel value -> element)
+// divides by constants, which compile to a multiply and a shift. Divisors
+// read from a uniform stay integer divisions: on CPU drivers, which have no
+// vector integer divide, those are one scalar division per lane and cost
+// more than the loads they address.
 
 override AFFINE: bool = true;
 override TRAIN: bool = true;
+override C: u32 = 1u;
+override L: u32 = 1u;
 
 struct Params {
     n: u32,
-    c: u32,
-    l: u32,
-    _pad: u32,
     momentum: f32,
     eps: f32,
-    _pad1: u32,
-    _pad2: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -51,7 +56,7 @@ fn workgroup_sum(lid: u32, v: f32) -> f32 {
 
 // Index of the i-th value of channel c.
 fn at(c: u32, i: u32) -> u32 {
-    return ((i / p.l) * p.c + c) * p.l + i % p.l;
+    return ((i / L) * C + c) * L + i % L;
 }
 
 fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
@@ -67,7 +72,7 @@ fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 @compute @workgroup_size(256)
 fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let c = wid.x;
-    let count = p.n * p.l;
+    let count = p.n * L;
     var s = 0.0;
     for (var i = lid; i < count; i += 256u) {
         s += x[at(c, i)];
@@ -91,7 +96,7 @@ fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
 @compute @workgroup_size(64)
 fn eval_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
-    if c >= p.c {
+    if c >= C {
         return;
     }
     mean[c] = running_mean[c];
@@ -113,10 +118,10 @@ fn normalize(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = linear_index(wid, nwg, lid);
-    if i >= p.n * p.c * p.l {
+    if i >= p.n * C * L {
         return;
     }
-    let c = (i / p.l) % p.c;
+    let c = (i / L) % C;
     var v = (nx[i] - nmean[c]) * ninvstd[c];
     if AFFINE {
         v = v * gamma[c] + beta[c];
@@ -134,19 +139,22 @@ fn normalize(
 @compute @workgroup_size(256)
 fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let c = wid.x;
-    let count = p.n * p.l;
+    let count = p.n * L;
+    let mu = bmean[c];
+    let invstd = binvstd[c];
     var sd = 0.0;
     var sdx = 0.0;
     for (var i = lid; i < count; i += 256u) {
         let j = at(c, i);
-        sd += dy[j];
-        sdx += dy[j] * (bx[j] - bmean[c]) * binvstd[c];
+        let g = dy[j];
+        sd += g;
+        sdx += g * (bx[j] - mu);
     }
     let total_dy = workgroup_sum(lid, sd);
     let total_dyx = workgroup_sum(lid, sdx);
     if lid == 0u {
         dbeta[c] = total_dy;
-        dgamma[c] = total_dyx;
+        dgamma[c] = total_dyx * invstd;
     }
 }
 
@@ -167,10 +175,10 @@ fn backward_input(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = linear_index(wid, nwg, lid);
-    if i >= p.n * p.c * p.l {
+    if i >= p.n * C * L {
         return;
     }
-    let c = (i / p.l) % p.c;
+    let c = (i / L) % C;
     var scale = iinvstd[c];
     if AFFINE {
         scale *= igamma[c];
@@ -178,7 +186,7 @@ fn backward_input(
     var g = idy[i];
     if TRAIN {
         let xhat = (ix[i] - imean[c]) * iinvstd[c];
-        g -= (idbeta[c] + xhat * idgamma[c]) / f32(p.n * p.l);
+        g -= (idbeta[c] + xhat * idgamma[c]) / f32(p.n * L);
     }
     dx[i] = scale * g;
 }

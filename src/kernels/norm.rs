@@ -10,8 +10,14 @@ use crate::tensor::Tensor;
 const BATCH_NORM: &str = include_str!("../../shaders/norm/batch_norm.wgsl");
 const LAYER_NORM: &str = include_str!("../../shaders/norm/layer_norm.wgsl");
 
+/// Trusted (compiled without runtime bounds checks): every index the shader
+/// forms is below `N * C * L` or `C`, the sizes [`bn_dims`] and
+/// [`check_channels`] have checked the bound tensors against.
 fn bn_kernel(entry: &'static str) -> Kernel {
-    Kernel::new("norm/batch_norm", BATCH_NORM, entry)
+    Kernel {
+        trusted: true,
+        ..Kernel::new("norm/batch_norm", BATCH_NORM, entry)
+    }
 }
 
 fn ln_kernel(entry: &'static str) -> Kernel {
@@ -22,13 +28,17 @@ fn ln_kernel(entry: &'static str) -> Kernel {
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct BnParams {
     n: u32,
-    c: u32,
-    l: u32,
-    _pad: u32,
     momentum: f32,
     eps: f32,
-    _pad1: u32,
-    _pad2: u32,
+    _pad: u32,
+}
+
+/// The override constants C and L of `shaders/norm/batch_norm.wgsl`, then
+/// `extra`: a pipeline per layer shape, so the shader divides by constants.
+fn bn_constants(c: usize, l: usize, extra: &[(&'static str, f64)]) -> Vec<(&'static str, f64)> {
+    let mut k = vec![("C", c as f64), ("L", l as f64)];
+    k.extend_from_slice(extra);
+    k
 }
 
 /// The per-channel statistics a batch-norm forward used, kept for its backward.
@@ -99,13 +109,9 @@ pub fn batch_norm(
     let gpu = x.gpu();
     let p = BnParams {
         n: n as u32,
-        c: c as u32,
-        l: l as u32,
-        _pad: 0,
         momentum,
         eps,
-        _pad1: 0,
-        _pad2: 0,
+        _pad: 0,
     };
     let stats = BatchStats {
         mean: Tensor::uninit(gpu, &[c])?,
@@ -124,13 +130,14 @@ pub fn batch_norm(
     ];
     if train {
         let groups = channel_groups(gpu, c)?;
-        dispatch(gpu, &bn_kernel("stats"), &[], &p, &stat_bindings, groups)?;
+        let k = bn_constants(c, l, &[]);
+        dispatch(gpu, &bn_kernel("stats"), &k, &p, &stat_bindings, groups)?;
     } else {
         let groups = [c.div_ceil(64) as u32, 1, 1];
         dispatch(
             gpu,
             &bn_kernel("eval_stats"),
-            &[],
+            &bn_constants(c, l, &[]),
             &p,
             &stat_bindings[1..],
             groups,
@@ -140,7 +147,7 @@ pub fn batch_norm(
     dispatch(
         gpu,
         &bn_kernel("normalize"),
-        &[("AFFINE", affine.is_some() as u32 as f64)],
+        &bn_constants(c, l, &[("AFFINE", affine.is_some() as u32 as f64)]),
         &p,
         &[
             x.binding(1),
@@ -186,16 +193,17 @@ pub fn batch_norm_backward(
             "the output gradient must have the input's shape",
         ));
     }
+    x.same_gpu(dy, "batch_norm_backward")?;
+    check_channels("batch_norm_backward", x, c, &[&stats.mean, &stats.invstd])?;
+    if let Some(g) = gamma {
+        check_channels("batch_norm_backward", x, c, &[g])?;
+    }
     let gpu = x.gpu();
     let p = BnParams {
         n: n as u32,
-        c: c as u32,
-        l: l as u32,
-        _pad: 0,
         momentum: 0.0,
         eps: 0.0,
-        _pad1: 0,
-        _pad2: 0,
+        _pad: 0,
     };
     let dgamma = Tensor::uninit(gpu, &[c])?;
     let dbeta = Tensor::uninit(gpu, &[c])?;
@@ -206,7 +214,7 @@ pub fn batch_norm_backward(
     dispatch(
         gpu,
         &bn_kernel("backward_reduce"),
-        &[],
+        &bn_constants(c, l, &[]),
         &p,
         &[
             x.binding(1),
@@ -221,10 +229,14 @@ pub fn batch_norm_backward(
     dispatch(
         gpu,
         &bn_kernel("backward_input"),
-        &[
-            ("AFFINE", gamma.is_some() as u32 as f64),
-            ("TRAIN", train as u32 as f64),
-        ],
+        &bn_constants(
+            c,
+            l,
+            &[
+                ("AFFINE", gamma.is_some() as u32 as f64),
+                ("TRAIN", train as u32 as f64),
+            ],
+        ),
         &p,
         &[
             x.binding(1),
