@@ -5,7 +5,8 @@
 mod common;
 use common::*;
 use darkmatter::augment::{
-    self, AugmentConfig, Crop, Jitter, Normalize, Preset, U8Batch, ViewConfig, ViewParams, cpu,
+    self, AugmentConfig, Crop, CropSampling, Jitter, Normalize, Preset, U8Batch, ViewConfig,
+    ViewParams, cpu,
 };
 use darkmatter::{DeviceClass, Gpu};
 
@@ -102,27 +103,75 @@ const ALWAYS: f32 = 1.0;
 
 #[test]
 fn crop_flip_rotation_sample_bilinearly_like_the_reference() {
-    let v = ViewConfig {
-        crop: Some(Crop {
-            scale: (0.08, 1.0),
-            ratio: (0.75, 4.0 / 3.0),
-        }),
-        flip: 0.5,
-        rotation: 40.0,
-        ..ViewConfig::IDENTITY
-    };
-    // Upscaling, downscaling and non-square sizes, none a multiple of 64.
-    let cases = [
-        ([5, 13, 11, 3], (20, 17)),
-        ([4, 32, 32, 3], (9, 7)),
-        ([3, 28, 28, 1], (28, 28)),
-    ];
-    for (shape, (oh, ow)) in cases {
-        let config = one_view(v).with_output(oh, ow);
-        let params = check("geometry", shape, &config, TOL, true);
-        let flips = params.iter().flatten().filter(|p| p.flip).count();
-        assert!(flips > 0 && flips < 2 * shape[0], "both flip states occur");
+    for sampling in [CropSampling::WholePixels, CropSampling::Continuous] {
+        let v = ViewConfig {
+            crop: Some(Crop {
+                scale: (0.08, 1.0),
+                ratio: (0.75, 4.0 / 3.0),
+                sampling,
+            }),
+            flip: 0.5,
+            rotation: 40.0,
+            ..ViewConfig::IDENTITY
+        };
+        // Upscaling, downscaling and non-square sizes, none a multiple of 64.
+        let cases = [
+            ([5, 13, 11, 3], (20, 17)),
+            ([4, 32, 32, 3], (9, 7)),
+            ([3, 28, 28, 1], (28, 28)),
+        ];
+        for (shape, (oh, ow)) in cases {
+            let config = one_view(v).with_output(oh, ow);
+            let params = check("geometry", shape, &config, TOL, true);
+            let flips = params.iter().flatten().filter(|p| p.flip).count();
+            assert!(flips > 0 && flips < 2 * shape[0], "both flip states occur");
+        }
     }
+}
+
+#[test]
+fn continuous_crops_span_their_ranges_at_sub_pixel_positions() {
+    // The light preset's crops on 28 x 28 images.
+    let config = AugmentConfig::preset(Preset::Light);
+    let crop = config.views[0].crop.unwrap();
+    assert_eq!(crop.sampling, CropSampling::Continuous);
+    let n = 20_000;
+    let size = 28.0f32;
+    let params = augment::sample_params(&config, 3, 0, n, (28, 28));
+    let (mut unclamped, mut widths, mut lefts) = (vec![], vec![], vec![]);
+    for p in params.iter().map(|p| &p[0]) {
+        let [x, y, w, h] = p.crop;
+        assert!(x >= 0.0 && y >= 0.0 && x + w <= size + 1e-4 && y + h <= size + 1e-4);
+        let scale = w * h / (size * size);
+        // Clamping a side happens only above area 0.75 and keeps the
+        // area above 0.75.
+        assert!((0.3 - 1e-5..=1.0 + 1e-6).contains(&scale), "scale {scale}");
+        if w < size && h < size {
+            // Neither side clamped: the drawn area and aspect ratio.
+            let ratio = w / h;
+            assert!(
+                (0.75 - 1e-4..=4.0 / 3.0 + 1e-4).contains(&ratio),
+                "aspect {ratio}"
+            );
+            unclamped.push(scale);
+            // Position relative to the room the box leaves.
+            lefts.push(x / (size - w));
+        }
+        widths.push(w);
+    }
+    // Unclamped boxes are most of them, with areas uniform up to where
+    // clamping starts (area 0.75 at aspect 4/3).
+    assert!(unclamped.len() > n / 2, "{} unclamped", unclamped.len());
+    let low: Vec<f32> = unclamped.iter().copied().filter(|&s| s < 0.7).collect();
+    assert_uniform("crop area", &low, 0.3 - 1e-5, 0.7);
+    assert_uniform("crop position", &lefts, 0.0, 1.0);
+    // Sub-pixel sizes: far more distinct widths than whole pixels allow.
+    widths.sort_by(f32::total_cmp);
+    widths.dedup();
+    assert!(widths.len() > 1000, "{} distinct widths", widths.len());
+    // The second view draws its own box.
+    let differ = params.iter().filter(|p| p[0].crop != p[1].crop).count();
+    assert_eq!(differ, n);
 }
 
 #[test]
@@ -494,7 +543,7 @@ fn vicreg_parameters_follow_their_ranges_and_probabilities() {
         let area = (size * size) as f32;
         let mut scales = vec![];
         for p in &ps {
-            let [x, y, w, h] = p.crop.map(|v| v as f32);
+            let [x, y, w, h] = p.crop;
             assert!(x + w <= size as f32 && y + h <= size as f32 && w >= 1.0 && h >= 1.0);
             scales.push(w * h / area);
             let ratio = w / h;

@@ -13,6 +13,21 @@ pub struct Crop {
     pub scale: (f32, f32),
     /// Range of the crop's aspect ratio (width / height), drawn log-uniformly.
     pub ratio: (f32, f32),
+    /// How a box is drawn from these ranges.
+    pub sampling: CropSampling,
+}
+
+/// How [`Crop`] turns its ranges into a box.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CropSampling {
+    /// torchvision's `RandomResizedCrop.get_params`: sides rounded to whole
+    /// pixels, up to ten draws until the box fits, then a centre crop.
+    WholePixels,
+    /// One draw of area and aspect ratio, each side clamped to the image's,
+    /// the box placed uniformly at sub-pixel positions. The bilinear sampler
+    /// needs no whole pixels, and on small images rounding leaves few sizes:
+    /// a 28-pixel side at scale 0.3-1 takes only 13 widths.
+    Continuous,
 }
 
 /// ColorJitter's strengths, as in torchvision: brightness, contrast and
@@ -204,6 +219,7 @@ pub struct AugmentConfig {
 const CROP: Crop = Crop {
     scale: (0.08, 1.0),
     ratio: (3.0 / 4.0, 4.0 / 3.0),
+    sampling: CropSampling::WholePixels,
 };
 
 impl AugmentConfig {
@@ -255,6 +271,7 @@ impl AugmentConfig {
                 let v = ViewConfig {
                     crop: Some(Crop {
                         scale: (0.3, 1.0),
+                        sampling: CropSampling::Continuous,
                         ..CROP
                     }),
                     flip: 0.5,

@@ -44,7 +44,7 @@ mod gpu;
 mod params;
 mod preview;
 
-pub use config::{AugmentConfig, Crop, Jitter, Normalize, Preset, ViewConfig};
+pub use config::{AugmentConfig, Crop, CropSampling, Jitter, Normalize, Preset, ViewConfig};
 pub use gpu::{U8Batch, views, views_with};
 pub use params::{BlurKernel, JitterParams, ViewParams, gaussian, pcg};
 pub use preview::{preview_grid, save_png};

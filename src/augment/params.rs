@@ -14,7 +14,7 @@
 
 use std::f32::consts::TAU;
 
-use super::config::{Crop, ViewConfig};
+use super::config::{Crop, CropSampling, ViewConfig};
 use crate::data::rng::{CounterRng, permutation};
 
 /// Keeps augmentation streams apart from every other keyed stream.
@@ -65,8 +65,9 @@ impl JitterParams {
 /// Everything random about one view, plus the affine map derived from it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ViewParams {
-    /// The crop box in source pixels: left, top, width, height.
-    pub crop: [u32; 4],
+    /// The crop box in source pixels: left, top, width, height (whole
+    /// pixels unless the crop samples continuously).
+    pub crop: [f32; 4],
     pub flip: bool,
     /// Rotation in degrees; positive turns the content counter-clockwise.
     pub rotation: f32,
@@ -114,8 +115,14 @@ impl ViewParams {
         let chance = |draw: Draw, p: f32| rng(draw).next_f32() < p;
 
         let crop = match &config.crop {
-            Some(c) => random_resized_crop(c, input, &mut rng(Draw::Crop)),
-            None => [0, 0, input.1 as u32, input.0 as u32],
+            Some(c) => {
+                let r = &mut rng(Draw::Crop);
+                match c.sampling {
+                    CropSampling::WholePixels => random_resized_crop(c, input, r).map(|v| v as f32),
+                    CropSampling::Continuous => continuous_crop(c, input, r),
+                }
+            }
+            None => [0.0, 0.0, input.1 as f32, input.0 as f32],
         };
         let flip = chance(Draw::Flip, config.flip);
         let rotation = rng(Draw::Rotation).range(-config.rotation, config.rotation);
@@ -224,12 +231,26 @@ fn random_resized_crop(c: &Crop, (height, width): (usize, usize), r: &mut Counte
     ]
 }
 
+/// [`CropSampling::Continuous`]: one area and one log-uniform aspect ratio,
+/// each side clamped to the image's, the box placed uniformly. Returns
+/// left, top, width, height in (fractional) pixels.
+fn continuous_crop(c: &Crop, (height, width): (usize, usize), r: &mut CounterRng) -> [f32; 4] {
+    let (height, width) = (height as f32, width as f32);
+    let target = height * width * r.range(c.scale.0, c.scale.1);
+    let aspect = r.range(c.ratio.0.ln(), c.ratio.1.ln()).exp();
+    let w = (target * aspect).sqrt().min(width);
+    let h = (target / aspect).sqrt().min(height);
+    let left = r.range(0.0, width - w);
+    let top = r.range(0.0, height - h);
+    [left, top, w, h]
+}
+
 /// The inverse map of crop -> resize -> flip -> rotate: from an output
 /// pixel centre to source pixel-centre coordinates. Rotation and flip act
 /// about the view's centre, in output pixels, as torchvision's `rotate` and
 /// `hflip` do on the resized crop.
-fn affine(crop: [u32; 4], flip: bool, degrees: f32, (out_h, out_w): (usize, usize)) -> [f32; 6] {
-    let [left, top, w, h] = crop.map(|v| v as f32);
+fn affine(crop: [f32; 4], flip: bool, degrees: f32, (out_h, out_w): (usize, usize)) -> [f32; 6] {
+    let [left, top, w, h] = crop;
     let (sx, sy) = (w / out_w as f32, h / out_h as f32);
     let fx = if flip { -sx } else { sx };
     let (sin, cos) = (degrees * (TAU / 360.0)).sin_cos();
@@ -315,9 +336,9 @@ mod tests {
     #[test]
     fn affine_of_the_whole_image_is_the_resize() {
         // 8 wide -> 4 wide: output centre 0.5 reads source centre 1.5.
-        let a = affine([0, 0, 8, 6], false, 0.0, (3, 4));
+        let a = affine([0.0, 0.0, 8.0, 6.0], false, 0.0, (3, 4));
         assert_eq!(a, [2.0, 0.0, 0.0, 2.0, -0.5, -0.5]);
-        let f = affine([0, 0, 8, 6], true, 0.0, (3, 4));
+        let f = affine([0.0, 0.0, 8.0, 6.0], true, 0.0, (3, 4));
         // Flipped, output pixel 0 covers source pixels 6 and 7: centre 6.5.
         assert_eq!(f[0] * 0.5 + f[4], 6.5);
     }
@@ -343,6 +364,7 @@ mod tests {
         let c = Crop {
             scale: (2.0, 2.0), // impossible: every try fails
             ratio: (1.0, 1.0),
+            sampling: CropSampling::WholePixels,
         };
         let mut r = CounterRng::keyed(&[1]);
         assert_eq!(random_resized_crop(&c, (10, 20), &mut r), [5, 0, 10, 10]);
