@@ -1,7 +1,9 @@
 """VICReg on Fashion-MNIST in PyTorch on the CPU, mirroring `darkmatter train
 --data fashion-mnist`: the ConvNet encoder, a 128-512-512-512 projector,
-VICReg 25/25/1, AdamW with a linear warm-up and a cosine decay, batch 256,
-the `light` augmentation (crop 0.3-1 of the area, flip, brightness then
+VICReg 25/25/1 (or `method=barlow`: Barlow Twins, lambda 0.0051;
+`method=simclr`: InfoNCE, tau 0.2), AdamW with a linear warm-up and a
+cosine decay, batch 256, the `light` augmentation (crop 0.3-1 of the area
+at sub-pixel positions, flip, brightness then
 contrast, each clamped to [0, 1], at p 0.8, Gaussian noise 0.05 at p 0.5),
 and after each epoch the kNN accuracy (k = 20, votes weighted by
 exp(cos / 0.07)) of the encoder's representation, 60 000 train images as
@@ -12,7 +14,9 @@ dataset-fashion-mnist.
     python3 benches/pytorch_fashion_mnist.py                       # the defaults
     python3 benches/pytorch_fashion_mnist.py jitter=0.4 lr=0.001 epochs=5
     python3 benches/pytorch_fashion_mnist.py jitter_order=random   # torchvision's order
-    python3 benches/pytorch_fashion_mnist.py crop=torchvision      # darkmatter's crop boxes
+    python3 benches/pytorch_fashion_mnist.py crop=torchvision      # whole-pixel crop boxes
+    python3 benches/pytorch_fashion_mnist.py method=barlow lr=0.001 weight_decay=1.5e-6
+    python3 benches/pytorch_fashion_mnist.py method=simclr lr=0.001 weight_decay=1e-6
     python3 benches/pytorch_fashion_mnist.py --baselines           # raw pixels, random init
     python3 benches/pytorch_fashion_mnist.py --checkpoint runs/x/checkpoint.safetensors
 
@@ -38,10 +42,35 @@ from pytorch_reference import convnet, projector, vicreg
 
 DATA = os.environ.get("FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
 MEAN, STD = 0.2860, 0.3530
-CONFIG = dict(lr=2e-3, weight_decay=1e-4, warmup=0.1, epochs=1, batch=256, seed=0,
+CONFIG = dict(method="vicreg", lr=2e-3, weight_decay=1e-4, warmup=0.1, epochs=1, batch=256, seed=0,
               crop_min=0.3, flip=0.5, jitter=0.8, jitter_p=0.8, noise_p=0.5, noise_std=0.05,
               jitter_order="fixed", jitter_clamp="each",
               noise_clamp=1, crop="continuous")
+
+
+def barlow(za, zb, lam=0.0051, eps=1e-5):
+    """Barlow Twins: the cross-correlation of the batch-normalised
+    embeddings (biased variance, no affine) pulled towards the identity."""
+    n = za.shape[0]
+    za = (za - za.mean(0)) / torch.sqrt(za.var(0, unbiased=False) + eps)
+    zb = (zb - zb.mean(0)) / torch.sqrt(zb.var(0, unbiased=False) + eps)
+    c = za.T @ zb / n
+    on = (1 - c.diagonal()).pow(2).sum()
+    return on + lam * (c.pow(2).sum() - c.diagonal().pow(2).sum())
+
+
+def simclr(za, zb, tau=0.2):
+    """InfoNCE over the 2N embeddings: each anchor's positive is its other
+    view, every other embedding a negative."""
+    n = za.shape[0]
+    u = F.normalize(torch.cat([za, zb]), dim=1)
+    s = u @ u.T / tau
+    s.fill_diagonal_(float("-inf"))
+    positive = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    return F.cross_entropy(s, positive)
+
+
+LOSSES = dict(vicreg=vicreg, barlow=barlow, simclr=simclr)
 
 
 def idx(name):
@@ -202,7 +231,8 @@ def main():
             for group in opt.param_groups:
                 group["lr"] = lr * scale
             x = xtr[order[b * c["batch"]:(b + 1) * c["batch"]]]
-            loss = vicreg(head(encoder(augment(x, c))), head(encoder(augment(x, c))))
+            loss = LOSSES[c["method"]](head(encoder(augment(x, c))),
+                                       head(encoder(augment(x, c))))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -71,7 +71,13 @@ fn bn_state(c: usize) -> (Tensor, Tensor) {
 
 #[test]
 fn batch_norm_2d_training_affine() {
-    let (n, c, h, w) = (3, 5, 3, 4);
+    // Planes of 12 and of 99 values (the L override constant), odd sizes.
+    for (n, c, h, w) in [(3, 5, 3, 4), (2, 3, 9, 11)] {
+        batch_norm_2d_training_affine_at(n, c, h, w);
+    }
+}
+
+fn batch_norm_2d_training_affine_at(n: usize, c: usize, h: usize, w: usize) {
     let (rm, rv) = bn_state(c);
     let st = BatchNormState {
         running_mean: &rm,
@@ -125,7 +131,12 @@ fn batch_norm_1d_training_without_affine() {
 
 #[test]
 fn batch_norm_eval_uses_running_statistics() {
-    let (n, c, h, w) = (2, 3, 3, 5);
+    for (n, c, h, w) in [(2, 3, 3, 5), (2, 3, 7, 9)] {
+        batch_norm_eval_at(n, c, h, w);
+    }
+}
+
+fn batch_norm_eval_at(n: usize, c: usize, h: usize, w: usize) {
     let (m, _) = random(5, &[c], -0.5, 0.5);
     let (v, _) = random(6, &[c], 0.5, 2.0);
     let (rm, rv) = (upload(&m, &[c]), upload(&v, &[c]));
