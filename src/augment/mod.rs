@@ -18,13 +18,15 @@
 //! Each view goes through, in this order (torchvision's, where torchvision
 //! has the transform):
 //!
-//! 1. RandomResizedCrop (area scale range, log-uniform aspect ratio, ten
-//!    tries then a centre crop), horizontal flip and rotation, folded into
+//! 1. RandomResizedCrop (area scale range, log-uniform aspect ratio; whole
+//!    pixels, ten tries then a centre crop, or one continuous draw: see
+//!    [`CropSampling`]), horizontal flip and rotation, folded into
 //!    one inverse affine map sampled bilinearly. Sampling reads the source
 //!    image directly rather than a cropped copy, and does not antialias when
 //!    it shrinks (torchvision's tensor path antialiases by default).
 //! 2. ColorJitter at probability p: brightness, contrast, saturation and hue
-//!    in a random order per view, as torchvision's `ColorJitter` draws it.
+//!    in a random order per view, as torchvision's `ColorJitter` draws it
+//!    (or in that fixed order: [`Jitter::random_order`]).
 //!    Saturation and hue leave grey images alone.
 //! 3. Greyscale (ITU-R 601-2 luma 0.299 / 0.587 / 0.114).
 //! 4. Gaussian blur, separable, reflect padding; sigma drawn in pixels of a
