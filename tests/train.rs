@@ -204,6 +204,10 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
         "batch size 1",
     );
     fails(
+        &["train", "--adam-beta2", "1", "--out", out],
+        "--adam-beta2 must be in (0, 1)",
+    );
+    fails(
         &[
             "train",
             "--synthetic-images",

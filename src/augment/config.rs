@@ -282,11 +282,12 @@ impl AugmentConfig {
                     // before contrast: at these strengths torchvision's
                     // random order (contrast first half the time, so the
                     // brightness factor then scales the contrast's mean grey)
-                    // cost 0.3 points in the PyTorch replica.
+                    // cost 0.3 points in the PyTorch replica. Every view
+                    // is jittered (its factors may still be near 1).
                     jitter: Jitter {
                         brightness: 0.8,
                         contrast: 0.8,
-                        p: 0.8,
+                        p: 1.0,
                         random_order: false,
                         ..Jitter::OFF
                     },

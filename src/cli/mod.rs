@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train an encoder self-supervised, evaluating it every epoch.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// kNN and linear-probe accuracy and collapse monitors of a checkpoint.
     Eval(eval::EvalArgs),
     /// Write a checkpoint's representations of a dataset as a NumPy file.
@@ -44,10 +44,12 @@ pub enum Command {
 /// Runs the command line; returns the process exit code: 0, or 2 with a
 /// one-line error naming the cause.
 pub fn run(cli: Cli) -> i32 {
-    let result = match cli.command.unwrap_or(Command::Train(train::TrainArgs {
-        out: "runs/latest".into(),
-        ..Default::default()
-    })) {
+    let result = match cli
+        .command
+        .unwrap_or(Command::Train(Box::new(train::TrainArgs {
+            out: "runs/latest".into(),
+            ..Default::default()
+        }))) {
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Embed(args) => embed::run(&args),

@@ -43,6 +43,9 @@ pub struct TrainArgs {
     /// its weight norm over its update norm.
     #[arg(long)]
     pub trust_coefficient: Option<f32>,
+    /// AdamW's beta2, the decay of its squared-gradient average (beta1 is 0.9).
+    #[arg(long)]
+    pub adam_beta2: Option<f32>,
     /// Linear warm-up length in epochs, then cosine decay.
     #[arg(long)]
     pub warmup_epochs: Option<f32>,
@@ -104,7 +107,8 @@ pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
         ($($field:ident <- $arg:ident),*) => { $(if let Some(v) = args.$arg.clone() { c.$field = v; })* };
     }
     set!(epochs <- epochs, batch_size <- batch_size, optimizer <- optimizer, base_lr <- lr,
-         weight_decay <- weight_decay, trust_coefficient <- trust_coefficient, warmup_epochs <- warmup_epochs, augment <- augment, seed <- seed,
+         weight_decay <- weight_decay, trust_coefficient <- trust_coefficient,
+         adam_beta2 <- adam_beta2, warmup_epochs <- warmup_epochs, augment <- augment, seed <- seed,
          synthetic_train <- synthetic_images, synthetic_size <- synthetic_size);
     if let Some(n) = args.eval_images {
         c.eval_train_images = n;

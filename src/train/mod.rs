@@ -112,6 +112,11 @@ impl Trainer {
                 momentum,
                 eta: config.trust_coefficient,
             },
+            Rule::AdamW { beta1, eps, .. } => Rule::AdamW {
+                beta1,
+                beta2: config.adam_beta2,
+                eps,
+            },
             other => other,
         };
         Ok(Trainer {
