@@ -152,7 +152,7 @@ pub enum Preset {
     /// 0.8/0.8/0.8/0.2 at p 0.8, grey 0.2, blur 0.5 on both views.
     Simclr,
     /// For small grey images (28x28): crop 0.3-1 (continuous), flip 0.5,
-    /// brightness then contrast 0.8 at p 0.8, noise 0.05 at p 0.5.
+    /// brightness then contrast 0.8 on every view, noise 0.05 at p 0.5.
     Light,
     /// Resize and normalise only.
     None,

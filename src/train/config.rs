@@ -149,10 +149,10 @@ impl TrainConfig {
         // a squared-gradient average over about 100 steps instead of 1000
         // (with the light preset's jitter on every view) raised VICReg's kNN
         // after one epoch from 84.06% to 84.48% in the PyTorch replica (the
-        // mean of three seeds each).
+        // mean of three seeds each), and Barlow Twins' from 82.47% to 83.03%.
         let (warmup_epochs, adam_beta2) = if synthetic {
             (0.5, 0.999)
-        } else if grey && method == Method::Vicreg {
+        } else if grey {
             (0.3, 0.99)
         } else {
             (0.1, 0.999)
