@@ -53,7 +53,7 @@ fn main() -> darkmatter::Result<()> {
         .unwrap_or(256);
     let only: Vec<ConvVariant> = std::env::args()
         .skip(2)
-        .filter_map(|s| ConvVariant::from_name(&s))
+        .filter_map(|s| s.parse::<ConvVariant>().ok())
         .collect();
     let variants = if only.is_empty() {
         ConvVariant::ALL.to_vec()

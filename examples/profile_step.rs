@@ -1,9 +1,10 @@
-//! Where a training step's time goes: runs a few VICReg steps of the ConvNet
-//! with every dispatch timed on its own (`DARKMATTER_PROFILE=1`), then
-//! prints the total per kernel, slowest first.
+//! Where a training step's time goes: runs a few steps of the ConvNet with
+//! every dispatch timed on its own (`DARKMATTER_PROFILE=1`), then prints
+//! the total per kernel, slowest first.
 //!
-//!     cargo run --release --example profile_step                     # synthetic, batch 64, 2 steps
+//!     cargo run --release --example profile_step                     # VICReg, synthetic, batch 64, 2 steps
 //!     cargo run --release --example profile_step -- fashion-mnist 256 3
+//!     cargo run --release --example profile_step -- fashion-mnist 256 3 byol
 //!
 //! Timing each dispatch alone serialises the GPU, so the step is slower than
 //! in training; the ranking is what this is for.
@@ -11,9 +12,7 @@
 use std::time::Instant;
 
 use darkmatter::Gpu;
-use darkmatter::augment::{AugmentConfig, Preset};
 use darkmatter::data::{Loader, LoaderConfig, Split};
-use darkmatter::optim::{Optimizer, Rule};
 use darkmatter::train::{self, Method, TrainConfig, step};
 
 fn main() -> darkmatter::Result<()> {
@@ -25,18 +24,18 @@ fn main() -> darkmatter::Result<()> {
     let data = args.get(1).cloned().unwrap_or_else(|| "synthetic".into());
     let batch_size: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(64);
     let steps: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let method: Method = args.get(4).map_or(Ok(Method::Vicreg), |m| m.parse())?;
 
     let gpu = Gpu::new()?;
     println!("device: {}", gpu.describe());
-    let mut config = TrainConfig::defaults(Method::Vicreg, &data);
+    let mut config = TrainConfig::defaults(method, &data);
     config.batch_size = batch_size;
     let dataset = train::open_data(&data, Split::Train, &config)?;
-    let (enc, proj) = train::architectures(&config, dataset.channels());
-    let mut encoder = enc.build(&gpu, 0)?;
-    let mut projector = proj.build(&gpu, 1)?;
-    let mut optimizer = Optimizer::new(Rule::from_name(&config.optimizer)?, config.weight_decay);
-    let mut augment = AugmentConfig::preset(config.augment.parse::<Preset>()?);
-    augment.normalize = train::features::normalize_for(&data, dataset.channels());
+    let arch = config.encoder.arch(dataset.channels());
+    let mut objective = config.objective.build(&gpu, &arch, 0)?;
+    let mut optimizer = config.build_optimizer()?;
+    let augment = config.augmentation(dataset.channels())?;
+    let spec = config.objective.input();
     let loader = Loader::new(
         dataset,
         LoaderConfig {
@@ -48,15 +47,14 @@ fn main() -> darkmatter::Result<()> {
     )?;
     for (i, batch) in loader.epoch(0).take(steps).enumerate() {
         let start = Instant::now();
+        let input = step::input(&gpu, spec, &batch, &augment, 0, i as u64)?;
         let mut ctx = step::StepContext {
             gpu: &gpu,
-            config: &config,
-            augment: &augment,
-            encoder: encoder.as_mut(),
-            projector: projector.as_mut(),
+            objective: objective.as_mut(),
             optimizer: &mut optimizer,
+            total_steps: steps as u64,
         };
-        let losses = step::train_step(&mut ctx, &batch, i as u64, config.lr())?.wait()?;
+        let losses = step::train_step(&mut ctx, &input, i as u64, config.lr())?.wait()?;
         println!(
             "step {i}: {:.2} s, loss {:.4}",
             start.elapsed().as_secs_f64(),

@@ -23,6 +23,8 @@
 //! # }
 //! ```
 
+#[doc(hidden)]
+pub mod abi;
 pub mod augment;
 pub mod autograd;
 pub mod cli;
@@ -32,13 +34,16 @@ pub mod eval;
 pub mod gpu;
 pub mod kernels;
 pub mod loss;
+mod named;
 pub mod nn;
+pub mod objectives;
 pub mod optim;
 pub mod tensor;
 pub mod train;
+pub mod variant;
 
-pub use autograd::{BatchNormState, Gradients, Op, Tape, Var};
+pub use autograd::{BatchNormState, CustomOp, Gradients, Op, Tape, Var};
 pub use error::{Error, Result};
 pub use gpu::{DeviceClass, Gpu, GpuOptions, PoolStats, Readback};
-pub use kernels::{ConvPass, ConvVariant, MatmulVariant};
 pub use tensor::Tensor;
+pub use variant::{ConvPass, ConvVariant, MatmulVariant};

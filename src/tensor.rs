@@ -74,10 +74,18 @@ impl Tensor {
         Ok(t)
     }
 
-    /// A tensor filled with `value`.
+    /// A tensor filled with `value`, uploaded like [`Tensor::from_slice`]
+    /// (zeros are cleared on the device instead: see [`Tensor::zeros`]).
     pub fn full(gpu: &Gpu, shape: &[usize], value: f32) -> Result<Tensor> {
-        let zeros = Tensor::zeros(gpu, shape)?;
-        crate::kernels::elementwise::add_scalar(&zeros, value)
+        if value.to_bits() == 0 {
+            return Tensor::zeros(gpu, shape);
+        }
+        let numel = numel_of("Tensor::full", shape)?;
+        gpu.check_binding(
+            || format!("a tensor of shape {shape:?}"),
+            (numel as u64).saturating_mul(4),
+        )?;
+        Tensor::from_slice(gpu, &vec![value; numel], shape)
     }
 
     /// The shape, outermost dimension first.

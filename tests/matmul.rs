@@ -202,6 +202,8 @@ fn default_variant_follows_the_adapter() {
     };
     assert_eq!(MatmulVariant::default_for(gpu()), want);
     for v in MatmulVariant::ALL {
-        assert_eq!(MatmulVariant::from_name(v.name()), Some(v));
+        assert_eq!(v.name().parse::<MatmulVariant>().unwrap(), v);
     }
+    let err = "fastest".parse::<MatmulVariant>().unwrap_err().to_string();
+    assert!(err.contains("unknown matmul variant 'fastest'"), "{err}");
 }

@@ -120,30 +120,31 @@ fn run(rule: Rule) {
 
 #[test]
 fn sgd_matches_reference() {
-    run(Rule::from_name("sgd").unwrap());
+    run("sgd".parse::<Rule>().unwrap());
 }
 
 #[test]
 fn adamw_matches_reference() {
-    run(Rule::from_name("adamw").unwrap());
+    run("adamw".parse::<Rule>().unwrap());
 }
 
 #[test]
 fn lars_matches_reference() {
-    run(Rule::from_name("lars").unwrap());
+    run("lars".parse::<Rule>().unwrap());
 }
 
 #[test]
 fn bad_optimizer_input_is_an_error() {
     assert!(
-        Rule::from_name("adagrad")
+        "adagrad"
+            .parse::<Rule>()
             .unwrap_err()
             .to_string()
             .contains("adagrad")
     );
     let w = upload(&[1.0; 4], &[4]);
     let g = upload(&[1.0; 3], &[3]);
-    let mut opt = Optimizer::new(Rule::from_name("sgd").unwrap(), 0.0);
+    let mut opt = Optimizer::new("sgd".parse::<Rule>().unwrap(), 0.0);
     let e = opt
         .step(
             &[Param {

@@ -188,8 +188,62 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
     let dir = scratch("bad");
     let out = dir.to_str().unwrap();
     fails(
-        &["train", "--method", "byol", "--out", out],
-        "unknown method 'byol'",
+        &["train", "--method", "dino", "--out", out],
+        "unknown method 'dino' (expected vicreg, simclr, barlow, byol or simsiam)",
+    );
+    fails(
+        &["train", "--temperature", "0.1", "--out", out],
+        "--temperature does not apply to vicreg",
+    );
+    fails(
+        &[
+            "train",
+            "--method",
+            "simclr",
+            "--ema-momentum",
+            "0.9",
+            "--out",
+            out,
+        ],
+        "--ema-momentum does not apply to simclr",
+    );
+    fails(
+        &[
+            "train",
+            "--method",
+            "barlow",
+            "--predictor",
+            "64-512",
+            "--out",
+            out,
+        ],
+        "--predictor does not apply to barlow",
+    );
+    for m in [
+        "--ema-momentum=1",
+        "--ema-momentum=-0.1",
+        "--ema-momentum=nan",
+    ] {
+        fails(
+            &["train", "--method", "byol", m, "--out", out],
+            "--ema-momentum must be in [0, 1)",
+        );
+    }
+    fails(
+        &[
+            "train",
+            "--method",
+            "simsiam",
+            "--predictor",
+            "128-64",
+            "--out",
+            out,
+        ],
+        "--predictor must end at the projection's width 512",
+    );
+    fails(
+        &["train", "--vicreg-coefficients", "25,25", "--out", out],
+        "--vicreg-coefficients '25,25'",
     );
     fails(
         &["train", "--augment", "sepia", "--out", out],
@@ -253,6 +307,22 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
             "fashion-mnist",
         ],
         "does not take 1-channel images",
+    );
+    // A VICReg run resumed as another method, before anything is touched.
+    let before = std::fs::read(run_dir.join("metrics.jsonl")).unwrap();
+    fails(
+        &[
+            "train",
+            "--resume",
+            run_dir.to_str().unwrap(),
+            "--method",
+            "byol",
+        ],
+        "was trained with vicreg; it cannot be resumed as byol",
+    );
+    assert_eq!(
+        std::fs::read(run_dir.join("metrics.jsonl")).unwrap(),
+        before
     );
     let _ = std::fs::remove_dir_all(&run_dir);
 }

@@ -8,7 +8,7 @@ use super::params::{BlurKernel, ViewParams};
 use super::{check, sample_params};
 use crate::data::Batch;
 use crate::error::Result;
-use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, PooledBuffer, Usage, dispatch};
+use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, PooledBuffer, Usage, dispatch, uniform};
 use crate::tensor::Tensor;
 
 const SOURCE: &str = include_str!("../../shaders/augment/augment.wgsl");
@@ -116,17 +116,19 @@ pub fn views(batch: &U8Batch, config: &AugmentConfig, seed: u64, step: u64) -> R
     views_with(batch, config, &sample_params(config, seed, step, b, (h, w)))
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    batch: u32,
-    in_h: u32,
-    in_w: u32,
-    out_h: u32,
-    out_w: u32,
-    _pad: [u32; 3],
-    mean: [f32; 4],
-    std: [f32; 4],
+uniform! {
+    pub(crate) struct Params {
+        batch: u32,
+        in_h: u32,
+        in_w: u32,
+        out_h: u32,
+        out_w: u32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
+        mean: [f32; 4],
+        deviation: [f32; 4],
+    }
 }
 
 /// One view's record, as `View` in the shader.
@@ -192,9 +194,11 @@ pub fn views_with(
         in_w: w as u32,
         out_h: oh as u32,
         out_w: ow as u32,
-        _pad: [0; 3],
+        _pad0: 0,
+        _pad1: 0,
+        _pad2: 0,
         mean: [mean[0], mean[1], mean[2], 0.0],
-        std: [std[0], std[1], std[2], 1.0],
+        deviation: [std[0], std[1], std[2], 1.0],
     };
     let records: Vec<GpuView> = params.iter().flatten().map(GpuView::from).collect();
     let records: &[u8] = bytemuck::cast_slice(&records);

@@ -42,7 +42,7 @@
 
 mod config;
 pub mod cpu;
-mod gpu;
+pub(crate) mod gpu;
 mod params;
 mod preview;
 

@@ -54,6 +54,12 @@ impl Tape {
     /// the walk passes them (reading one later gives [`Error::Released`]).
     pub fn backward(&mut self, loss: Var) -> Result<Gradients> {
         self.check(loss)?;
+        if !self.grad {
+            return Err(Error::invalid(
+                "backward",
+                "this tape was made with Tape::no_grad and records no gradients",
+            ));
+        }
         let shape = self.shapes[loss.index()].clone();
         if shape.iter().product::<usize>() != 1 {
             return Err(Error::shape(
@@ -112,6 +118,9 @@ impl Tape {
 
             let input_grads: Vec<Option<Tensor>> = match op {
                 Op::Leaf => unreachable!("leaves are skipped above"),
+                // Nothing flows through a stop-gradient (its output never
+                // requires a gradient, so the walk does not reach here).
+                Op::Detach => vec![None],
                 // d(a+b)/da = 1, d(a+b)/db = 1, summed over broadcast dims.
                 Op::Add => vec![
                     Some(reduce::sum_to_shape(&g, &shape_of(0))?),
@@ -203,11 +212,21 @@ impl Tape {
                 | Op::AvgPool2d(_)
                 | Op::Gelu
                 | Op::Sigmoid => super::layers::backward(&op, &saved, &g, &needs, &shape_of(0))?,
-                // The fused losses: each rule lives next to its forward.
-                Op::Vicreg(cfg) => crate::loss::vicreg::backward(&cfg, &saved, &g)?,
-                Op::InfoNce(cfg) => crate::loss::infonce::backward(&cfg, &saved, &g)?,
-                Op::BarlowTwins(cfg) => crate::loss::barlow::backward(&cfg, &saved, &g)?,
-                Op::CrossEntropy => super::cross_entropy::backward(&saved, &g)?,
+                // Fused ops: each rule lives next to its forward.
+                Op::Custom(custom) => {
+                    let grads = custom.rule().backward(&saved, &g, &needs)?;
+                    if grads.len() != inputs.len() {
+                        return Err(Error::invalid(
+                            "backward",
+                            format!(
+                                "{custom:?} returned {} gradients for {} inputs",
+                                grads.len(),
+                                inputs.len()
+                            ),
+                        ));
+                    }
+                    grads
+                }
             };
             drop(saved);
             for ((v, gi), need) in inputs.iter().zip(input_grads).zip(needs) {

@@ -4,14 +4,25 @@
 //! inputs, output, saved }`. [`Tape::backward`] walks the list in reverse
 //! with one `match` on the op (in `backward.rs`), accumulates gradients per
 //! variable, and hands each node's saved tensors and each intermediate value
-//! back to the buffer pool as soon as they have been consumed. There are no
-//! closures and no sorting: the tape prints as a list of its ops.
+//! back to the buffer pool as soon as they have been consumed. There is no
+//! sorting: the tape prints as a list of its ops.
+//!
+//! The core ops are the generic ones (elementwise, reductions, matmul,
+//! layers). A fused op defined elsewhere (the losses in `loss`, say) brings
+//! its own backward rule as a [`CustomOp`] and is recorded with
+//! [`Tape::record_custom`]: it adds no variant to [`Op`], and the tape
+//! imports nothing above the kernels.
+//!
+//! A tape made with [`Tape::no_grad`] records forwards that keep nothing
+//! for a backward: its parameters need no gradient, so no node saves a
+//! tensor. Evaluation and the forwards of an EMA target run on one, and
+//! drop it (with every activation) as soon as the output is read.
 
 mod backward;
-mod cross_entropy;
 mod layers;
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::{Error, Result};
@@ -89,17 +100,46 @@ pub enum Op {
     AvgPool2d(PoolWindow),
     Gelu,
     Sigmoid,
-    /// The fused VICReg loss; saves the inputs, the centred embeddings and
-    /// the per-column variances.
-    Vicreg(crate::loss::VicregConfig),
-    /// The fused InfoNCE (NT-Xent) loss; saves the normalised embeddings,
-    /// their norms and each row's log-sum-exp.
-    InfoNce(crate::loss::InfoNceConfig),
-    /// The fused Barlow Twins loss; saves the batch-normalised embeddings
-    /// and the per-column stds.
-    BarlowTwins(crate::loss::BarlowConfig),
-    /// Inputs `[logits]`; saved `[logits, labels, lse]`.
-    CrossEntropy,
+    /// The input's value, with no gradient flowing back to it
+    /// (stop-gradient).
+    Detach,
+    /// A fused op that carries its own backward rule.
+    Custom(Custom),
+}
+
+/// The backward rule of a fused op recorded with [`Tape::record_custom`]:
+/// the op's kernels live next to its forward (the losses in `loss`, say),
+/// not in the tape.
+pub trait CustomOp: fmt::Debug + Send + Sync {
+    /// The gradients of the op's inputs, in their order (`None` where an
+    /// input needs none: `needs[i]` is false when no parameter depends on
+    /// input `i`). `saved` holds the tensors the forward handed to
+    /// [`Tape::record_custom`]; `g` is the gradient of the output.
+    fn backward(&self, saved: &[Tensor], g: &Tensor, needs: &[bool])
+    -> Result<Vec<Option<Tensor>>>;
+}
+
+/// A recorded [`CustomOp`]. Two are equal when they are the same recording.
+#[derive(Clone)]
+pub struct Custom(Arc<dyn CustomOp>);
+
+impl Custom {
+    /// The op's backward rule.
+    pub fn rule(&self) -> &dyn CustomOp {
+        self.0.as_ref()
+    }
+}
+
+impl fmt::Debug for Custom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq for Custom {
+    fn eq(&self, other: &Custom) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// One recorded operation.
@@ -117,6 +157,8 @@ pub struct Node {
 pub struct Tape {
     id: u32,
     gpu: Gpu,
+    /// False on a [`Tape::no_grad`] tape: parameters need no gradient.
+    grad: bool,
     nodes: Vec<Node>,
     values: Vec<Option<Tensor>>,
     shapes: Vec<Vec<usize>>,
@@ -132,12 +174,29 @@ impl Tape {
         Tape {
             id: NEXT_TAPE.fetch_add(1, Ordering::Relaxed),
             gpu: gpu.clone(),
+            grad: true,
             nodes: Vec::new(),
             values: Vec::new(),
             shapes: Vec::new(),
             requires_grad: Vec::new(),
             is_leaf: Vec::new(),
         }
+    }
+
+    /// A tape for forwards only: [`Tape::param`] records its tensor as a
+    /// constant, so no node saves anything for a backward, and
+    /// [`Tape::backward`] is an error. Values stay readable until the tape
+    /// drops.
+    pub fn no_grad(gpu: &Gpu) -> Tape {
+        Tape {
+            grad: false,
+            ..Tape::new(gpu)
+        }
+    }
+
+    /// False for a [`Tape::no_grad`] tape.
+    pub fn records_gradients(&self) -> bool {
+        self.grad
     }
 
     /// The device of this tape.
@@ -179,9 +238,10 @@ impl Tape {
         Ok(v)
     }
 
-    /// Records a trainable tensor: [`Tape::backward`] returns its gradient.
+    /// Records a trainable tensor: [`Tape::backward`] returns its gradient
+    /// (on a [`Tape::no_grad`] tape, a constant).
     pub fn param(&mut self, t: &Tensor) -> Result<Var> {
-        self.leaf(t.clone(), true)
+        self.leaf(t.clone(), self.grad)
     }
 
     /// Records a tensor that needs no gradient (data, targets).
@@ -241,6 +301,36 @@ impl Tape {
             saved,
         });
         output
+    }
+
+    /// Appends a fused op whose backward rule is `op` itself: `out` was
+    /// computed from `inputs` by the caller's kernels, and `saved` is what
+    /// [`CustomOp::backward`] will read (dropped at once when no input needs
+    /// a gradient).
+    pub fn record_custom(
+        &mut self,
+        op: impl CustomOp + 'static,
+        inputs: &[Var],
+        out: Tensor,
+        saved: Vec<Tensor>,
+    ) -> Result<Var> {
+        for &v in inputs {
+            self.check(v)?;
+        }
+        Ok(self.record(Op::Custom(Custom(Arc::new(op))), inputs, out, saved))
+    }
+
+    /// The value of `a`, through which no gradient flows back (stop-gradient).
+    pub fn detach(&mut self, a: Var) -> Result<Var> {
+        let t = self.value(a)?.clone();
+        let v = self.push_value(t, false, false);
+        self.nodes.push(Node {
+            op: Op::Detach,
+            inputs: vec![a],
+            output: v,
+            saved: vec![],
+        });
+        Ok(v)
     }
 
     fn binary(&mut self, op: Op, a: Var, b: Var, kernel: BinaryOp, save: bool) -> Result<Var> {

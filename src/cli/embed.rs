@@ -75,7 +75,7 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
     let indices: Vec<usize> = (0..dataset.len()).collect();
     let reps = features::representations(
         &gpu,
-        loaded.encoder.as_mut(),
+        loaded.objective.encoder(),
         &dataset,
         &indices,
         loaded.normalize,

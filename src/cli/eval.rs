@@ -90,21 +90,19 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     println!("data {data}: {} train / {} test images", tr.len(), te.len());
 
     if let Some(mut l) = loaded {
-        let (enc_arch, _) = train::architectures(&l.config, train_data.channels());
-        if l.encoder.arch() != enc_arch {
+        if l.encoder_arch.in_channels() != Some(train_data.channels()) {
             return Err(Error::invalid(
                 "eval",
                 format!(
                     "the checkpoint's encoder {:?} does not take {}-channel images of {data}",
-                    l.encoder.arch(),
+                    l.encoder_arch,
                     train_data.channels()
                 ),
             ));
         }
-        let a =
-            features::representations(&gpu, l.encoder.as_mut(), &train_data, &tr, normalize, 256)?;
-        let b =
-            features::representations(&gpu, l.encoder.as_mut(), &test_data, &te, normalize, 256)?;
+        let encoder = l.objective.encoder();
+        let a = features::representations(&gpu, encoder, &train_data, &tr, normalize, 256)?;
+        let b = features::representations(&gpu, encoder, &test_data, &te, normalize, 256)?;
         report(
             "checkpoint",
             &features::evaluate(&train_data, &tr, &a, &test_data, &te, &b)?,
@@ -118,8 +116,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 features::evaluate(&train_data, &tr, &a, &test_data, &te, &b)?
             }
             Baseline::Random => {
-                let (arch, _) = train::architectures(&config, train_data.channels());
-                let mut encoder = arch.build(&gpu, args.seed)?;
+                let arch = config.encoder.arch(train_data.channels());
+                let mut encoder = arch.build_encoder(&gpu, args.seed)?;
                 let a = features::representations(
                     &gpu,
                     encoder.as_mut(),

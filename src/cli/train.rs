@@ -4,14 +4,15 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::train::{EncoderKind, Method, TrainConfig, Trainer};
-use crate::{Gpu, Result};
+use crate::objectives::ObjectiveConfig;
+use crate::train::{EncoderKind, Method, TrainConfig, Trainer, checkpoint};
+use crate::{Error, Gpu, Result};
 
 /// Every flag is optional: unset ones take the defaults of the method and
 /// dataset, printed at the start of the run.
 #[derive(Args, Debug, Default, Clone)]
 pub struct TrainArgs {
-    /// Self-supervised objective: vicreg, simclr or barlow.
+    /// Self-supervised method: vicreg, simclr, barlow, byol or simsiam.
     #[arg(long)]
     pub method: Option<String>,
     /// Data: synthetic (embedded, no download), fashion-mnist[:DIR],
@@ -24,6 +25,23 @@ pub struct TrainArgs {
     /// Projector widths after the representation, e.g. 512-512-512.
     #[arg(long)]
     pub projector: Option<String>,
+    /// byol, simsiam: predictor widths after the projection, e.g. 512-128
+    /// (the last must equal the projection's width).
+    #[arg(long)]
+    pub predictor: Option<String>,
+    /// vicreg: invariance, variance and covariance weights, e.g. 25,25,1.
+    #[arg(long)]
+    pub vicreg_coefficients: Option<String>,
+    /// simclr: the temperature of the similarities.
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// barlow: the weight of the off-diagonal cross-correlation terms.
+    #[arg(long)]
+    pub barlow_lambda: Option<f32>,
+    /// byol: the target's EMA momentum at the first step, in [0, 1); it
+    /// rises to 1 on a cosine over the run.
+    #[arg(long)]
+    pub ema_momentum: Option<f32>,
     /// Passes over the training data.
     #[arg(long)]
     pub epochs: Option<u32>,
@@ -59,7 +77,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "runs/latest")]
     pub out: PathBuf,
     /// Continue the run saved in this directory (its configuration is kept;
-    /// only --stop-after applies).
+    /// only --stop-after applies, and --method, if given, must be the run's).
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Stop after this many epochs of the run, as if interrupted; --resume
@@ -79,30 +97,103 @@ pub struct TrainArgs {
     pub synthetic_size: Option<usize>,
 }
 
-fn parse_dims(s: &str) -> Result<Vec<usize>> {
+fn parse_dims(flag: &str, s: &str) -> Result<Vec<usize>> {
     s.split('-')
         .map(|d| {
             d.trim().parse::<usize>().map_err(|_| {
-                crate::Error::invalid(
+                Error::invalid(
                     "train",
-                    format!("--projector '{s}': expected widths like 512-512-512"),
+                    format!("{flag} '{s}': expected widths like 512-512-512"),
                 )
             })
         })
         .collect()
 }
 
+fn parse_coefficients(s: &str) -> Result<[f32; 3]> {
+    let values: Vec<f32> = s
+        .split(',')
+        .map(|v| v.trim().parse::<f32>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| {
+            Error::invalid(
+                "train",
+                format!("--vicreg-coefficients '{s}': expected three numbers like 25,25,1"),
+            )
+        })?;
+    values.try_into().map_err(|_| {
+        Error::invalid(
+            "train",
+            format!("--vicreg-coefficients '{s}': expected three numbers like 25,25,1"),
+        )
+    })
+}
+
+/// Sets the method's own hyper-parameters from their flags; a flag of
+/// another method is an error naming it.
+fn objective_flags(args: &TrainArgs, objective: &mut ObjectiveConfig) -> Result<()> {
+    let method = objective.method();
+    let foreign = |flag: &str| {
+        Err(Error::invalid(
+            "train",
+            format!("{flag} does not apply to {method}"),
+        ))
+    };
+    if let Some(p) = &args.projector {
+        let widths = parse_dims("--projector", p)?;
+        match objective {
+            ObjectiveConfig::Vicreg { projector, .. }
+            | ObjectiveConfig::Simclr { projector, .. }
+            | ObjectiveConfig::Barlow { projector, .. }
+            | ObjectiveConfig::Byol { projector, .. }
+            | ObjectiveConfig::Simsiam { projector, .. } => *projector = widths,
+        }
+    }
+    if let Some(p) = &args.predictor {
+        let widths = parse_dims("--predictor", p)?;
+        match objective {
+            ObjectiveConfig::Byol { predictor, .. }
+            | ObjectiveConfig::Simsiam { predictor, .. } => *predictor = widths,
+            _ => return foreign("--predictor"),
+        }
+    }
+    if let Some(c) = &args.vicreg_coefficients {
+        let parsed = parse_coefficients(c)?;
+        match objective {
+            ObjectiveConfig::Vicreg { coefficients, .. } => *coefficients = parsed,
+            _ => return foreign("--vicreg-coefficients"),
+        }
+    }
+    if let Some(t) = args.temperature {
+        match objective {
+            ObjectiveConfig::Simclr { temperature, .. } => *temperature = t,
+            _ => return foreign("--temperature"),
+        }
+    }
+    if let Some(l) = args.barlow_lambda {
+        match objective {
+            ObjectiveConfig::Barlow { lambda, .. } => *lambda = l,
+            _ => return foreign("--barlow-lambda"),
+        }
+    }
+    if let Some(m) = args.ema_momentum {
+        match objective {
+            ObjectiveConfig::Byol { ema_momentum, .. } => *ema_momentum = m,
+            _ => return foreign("--ema-momentum"),
+        }
+    }
+    Ok(())
+}
+
 /// The configuration the flags ask for.
 pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
-    let method = Method::from_name(args.method.as_deref().unwrap_or("vicreg"))?;
+    let method: Method = args.method.as_deref().unwrap_or("vicreg").parse()?;
     let data = args.data.clone().unwrap_or_else(|| "synthetic".to_string());
     let mut c = TrainConfig::defaults(method, &data);
     if let Some(e) = &args.encoder {
-        c.encoder = EncoderKind::from_name(e)?;
+        c.encoder = e.parse::<EncoderKind>()?;
     }
-    if let Some(p) = &args.projector {
-        c.projector = parse_dims(p)?;
-    }
+    objective_flags(args, &mut c.objective)?;
     macro_rules! set {
         ($($field:ident <- $arg:ident),*) => { $(if let Some(v) = args.$arg.clone() { c.$field = v; })* };
     }
@@ -120,10 +211,27 @@ pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     // Everything the flags say is checked before a device is opened or a file written.
-    let config = if args.resume.is_none() {
-        Some(config(args)?)
-    } else {
-        None
+    let config = match &args.resume {
+        None => Some(config(args)?),
+        Some(dir) => {
+            let method = args
+                .method
+                .as_deref()
+                .map(str::parse::<Method>)
+                .transpose()?;
+            let saved = checkpoint::read_config(dir)?;
+            if let Some(m) = method.filter(|&m| m != saved.method()) {
+                return Err(Error::invalid(
+                    "train",
+                    format!(
+                        "the run in {} was trained with {}; it cannot be resumed as {m}",
+                        dir.display(),
+                        saved.method()
+                    ),
+                ));
+            }
+            None
+        }
     };
     let gpu = Gpu::new()?;
     let trainer = match (&args.resume, config) {

@@ -86,7 +86,7 @@ pub fn linear_probe(
     // independent of any initialiser.
     let w = Tensor::zeros(gpu, &[num_classes, d])?;
     let b = Tensor::zeros(gpu, &[num_classes])?;
-    let mut opt = Optimizer::new(Rule::from_name("adamw")?, config.weight_decay);
+    let mut opt = Optimizer::new("adamw".parse::<Rule>()?, config.weight_decay);
     let batch = config.batch_size.min(n);
     let steps_per_epoch = n.div_ceil(batch);
     let schedule = WarmupCosine {
@@ -113,7 +113,7 @@ pub fn linear_probe(
             let mut tape = Tape::new(gpu);
             let (xv, wv, bv) = (tape.constant(&x)?, tape.param(&w)?, tape.param(&b)?);
             let logits = tape.linear(xv, wv, Some(bv))?;
-            let loss = tape.cross_entropy(logits, &y)?;
+            let loss = crate::loss::cross_entropy(&mut tape, logits, &y)?;
             let grads = tape.backward(loss)?;
             let grad = |v| {
                 grads

@@ -199,7 +199,7 @@ fn pipeline(
 
 /// Records one dispatch of `kernel`: binding 0 is `params` (a uniform),
 /// the others are `bindings` at their slots.
-pub(crate) fn dispatch<P: bytemuck::Pod>(
+pub(crate) fn dispatch<P: super::Uniform>(
     gpu: &Gpu,
     kernel: &Kernel,
     constants: &[(&'static str, f64)],

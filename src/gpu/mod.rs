@@ -9,11 +9,14 @@
 mod batch;
 mod pool;
 mod readback;
+mod uniform;
 
 use std::sync::{Arc, Mutex};
 
 pub use pool::PoolStats;
 pub use readback::Readback;
+pub(crate) use uniform::uniform;
+pub use uniform::{Field, Uniform};
 
 pub(crate) use batch::{
     Binding, Kernel, clear as batch_clear, copy as batch_copy, copy_to_texture, dispatch,
@@ -21,7 +24,7 @@ pub(crate) use batch::{
 pub(crate) use pool::{PooledBuffer, Usage};
 
 use crate::error::{Error, Result};
-use crate::kernels::matmul::MatmulVariant;
+use crate::variant::MatmulVariant;
 
 /// Which family of kernels suits the adapter: GPUs reward workgroup-memory
 /// tiling, CPU rasterisers (lavapipe, WARP, SwiftShader) reward large
@@ -124,15 +127,10 @@ impl Gpu {
     /// Like [`Gpu::new`], with explicit options.
     pub fn with_options(options: GpuOptions) -> Result<Gpu> {
         let matmul = match &options.matmul {
-            Some(name) => Some(MatmulVariant::from_name(name).ok_or_else(|| {
-                Error::invalid(
-                    "DARKMATTER_MATMUL",
-                    format!(
-                        "unknown matmul variant '{name}' (expected one of: {})",
-                        MatmulVariant::ALL.map(|v| v.name()).join(", ")
-                    ),
-                )
-            })?),
+            Some(name) => Some(
+                name.parse::<MatmulVariant>()
+                    .map_err(|e| Error::invalid("DARKMATTER_MATMUL", e.to_string()))?,
+            ),
             None => None,
         };
         let instance_for = |backends| {

@@ -1,52 +1,16 @@
 //! Host side of `shaders/conv2d/`: 2-D convolution over NCHW inputs with OIHW
-//! weights, square stride and zero padding, forward and backward, in two
+//! weights, square stride and zero padding, forward and backward, in three
 //! variants side by side.
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::error::{Error, Result};
-use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, dispatch};
+use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, dispatch, uniform};
 use crate::kernels::elementwise::{BinaryOp, binary};
 use crate::kernels::{matmul, reduce, transpose};
 use crate::tensor::Tensor;
 
-/// The convolution kernels: each names a forward file and a backward file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ConvVariant {
-    /// One output (or gradient) element per invocation: the readable
-    /// reference and the benches' baseline.
-    Direct,
-    /// im2col on the fly inside a barrier-free 8 x 16 register-blocked GEMM.
-    ImplicitGemm,
-    /// An explicit im2col (or col2im) pass plus the device's default
-    /// [`matmul`](crate::kernels::matmul::matmul): the convolution inherits
-    /// the fastest matrix product (`texture` on CPU adapters), at the cost
-    /// of materialising the patch matrix.
-    Im2col,
-}
+pub use crate::variant::{ConvPass, ConvVariant};
 
 impl ConvVariant {
-    /// Every variant, in order of sophistication.
-    pub const ALL: [ConvVariant; 3] = [
-        ConvVariant::Direct,
-        ConvVariant::ImplicitGemm,
-        ConvVariant::Im2col,
-    ];
-
-    /// The name used in benchmark ids and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            ConvVariant::Direct => "direct",
-            ConvVariant::ImplicitGemm => "implicit_gemm",
-            ConvVariant::Im2col => "im2col",
-        }
-    }
-
-    /// Parses [`ConvVariant::name`].
-    pub fn from_name(name: &str) -> Option<ConvVariant> {
-        ConvVariant::ALL.into_iter().find(|v| v.name() == name)
-    }
-
     /// The faster variant for one pass of a convolution of this geometry.
     ///
     /// On CPU adapters the choice follows `cargo run --release --example
@@ -168,17 +132,6 @@ fn cols_fit(gpu: &Gpu, g: &ConvGeometry) -> bool {
     bytes <= l.max_storage_buffer_binding_size.min(l.max_buffer_size)
 }
 
-/// One pass of a convolution, for [`ConvVariant::default_for`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ConvPass {
-    /// `conv2d`: the output from the input and the weights.
-    Forward,
-    /// `conv2d_backward_input`: dL/dx.
-    InputGrad,
-    /// `conv2d_backward_weight`: dL/dw.
-    WeightGrad,
-}
-
 /// The sizes of one convolution: input `[n, c, h, w]`, weight
 /// `[o, c, kh, kw]`, output `[n, o, oh, ow]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -270,22 +223,22 @@ impl ConvGeometry {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    c: u32,
-    h: u32,
-    w: u32,
-    o: u32,
-    oh: u32,
-    ow: u32,
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad: u32,
-    /// Images per partial sum of the GEMM weight gradient.
-    chunk: u32,
+uniform! {
+    pub(crate) struct Params {
+        n: u32,
+        c: u32,
+        h: u32,
+        w: u32,
+        o: u32,
+        oh: u32,
+        ow: u32,
+        kh: u32,
+        kw: u32,
+        stride: u32,
+        pad: u32,
+        /// Images per partial sum of the GEMM weight gradient.
+        chunk: u32,
+    }
 }
 
 /// Workgroups of the register-blocked kernels for a `rows x cols` GEMM.
@@ -307,16 +260,17 @@ fn gemm_groups(gpu: &Gpu, what: &str, rows: usize, cols: usize, z: usize) -> Res
     Ok(g.map(|d| d as u32))
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct PackParams {
-    rows: u32,
-    cols: u32,
-    cols16: u32,
-    taps: u32,
-    stride_r: u32,
-    stride_col: u32,
-    _pad: [u32; 2],
+uniform! {
+    pub(crate) struct PackParams {
+        rows: u32,
+        cols: u32,
+        cols16: u32,
+        taps: u32,
+        stride_r: u32,
+        stride_col: u32,
+        _pad0: u32,
+        _pad1: u32,
+    }
 }
 
 /// The weights `[o, c, kh, kw]` repacked for the GEMM kernels as
@@ -340,7 +294,8 @@ fn pack_weights(w: &Tensor, g: &ConvGeometry, for_input: bool) -> Result<Tensor>
         taps: u(taps),
         stride_r: u(stride_r),
         stride_col: u(stride_col),
-        _pad: [0; 2],
+        _pad0: 0,
+        _pad1: 0,
     };
     let kernel = Kernel::new(
         "conv2d/pack_weights",

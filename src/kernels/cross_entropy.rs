@@ -1,10 +1,8 @@
 //! Host side of `shaders/loss/cross_entropy.wgsl`: softmax cross-entropy
 //! against class indices, forward and backward.
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::error::{Error, Result};
-use crate::gpu::{Kernel, dispatch};
+use crate::gpu::{Kernel, dispatch, uniform};
 use crate::kernels::reduce;
 use crate::tensor::Tensor;
 
@@ -12,13 +10,13 @@ const SOURCE: &str = include_str!("../../shaders/loss/cross_entropy.wgsl");
 const FORWARD: Kernel = Kernel::new("loss/cross_entropy", SOURCE, "forward");
 const BACKWARD: Kernel = Kernel::new("loss/cross_entropy", SOURCE, "backward");
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    rows: u32,
-    classes: u32,
-    _pad0: u32,
-    _pad1: u32,
+uniform! {
+    pub(crate) struct Params {
+        rows: u32,
+        classes: u32,
+        _pad0: u32,
+        _pad1: u32,
+    }
 }
 
 fn check(logits: &Tensor, labels: &Tensor) -> Result<Params> {

@@ -1,10 +1,8 @@
 //! Host side of `shaders/elementwise/elementwise.wgsl`: unary and binary
 //! elementwise ops with NumPy-style broadcasting.
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::error::{Error, Result};
-use crate::gpu::{Kernel, dispatch};
+use crate::gpu::{Kernel, dispatch, uniform};
 use crate::tensor::{MAX_RANK, Tensor};
 
 const SOURCE: &str = include_str!("../../shaders/elementwise/elementwise.wgsl");
@@ -42,16 +40,16 @@ pub enum BinaryOp {
     SigmoidGrad = 7,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    alpha: f32,
-    beta: f32,
-    _pad: u32,
-    shape: [u32; 4],
-    stride_x: [u32; 4],
-    stride_y: [u32; 4],
+uniform! {
+    pub(crate) struct Params {
+        n: u32,
+        alpha: f32,
+        beta: f32,
+        _pad: u32,
+        shape: [u32; 4],
+        stride_x: [u32; 4],
+        stride_y: [u32; 4],
+    }
 }
 
 /// The shape two operands broadcast to (NumPy rules: align from the right;

@@ -1,10 +1,8 @@
 //! Host side of `shaders/eval/`: row L2 normalisation for the kNN
 //! evaluation.
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::error::{Error, Result};
-use crate::gpu::{Kernel, dispatch};
+use crate::gpu::{Kernel, dispatch, uniform};
 use crate::tensor::Tensor;
 
 const NORMALIZE_ROWS: Kernel = Kernel::new(
@@ -13,13 +11,13 @@ const NORMALIZE_ROWS: Kernel = Kernel::new(
     "main",
 );
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    start: u32,
-    count: u32,
-    d: u32,
-    _pad: u32,
+uniform! {
+    pub(crate) struct Params {
+        start: u32,
+        count: u32,
+        d: u32,
+        _pad: u32,
+    }
 }
 
 /// Rows `start .. start + count` of the `[rows, d]` matrix `x`, each divided

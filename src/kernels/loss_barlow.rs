@@ -1,12 +1,10 @@
 //! Host side of `shaders/loss/barlow.wgsl` (with the cross-correlation tiles
 //! of `gram.wgsl`): the fused Barlow Twins forward and backward.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::loss_gram::{Penalty, Product, View, strip_rows};
 use super::reduce;
 use crate::error::Result;
-use crate::gpu::{Kernel, dispatch};
+use crate::gpu::{Kernel, dispatch, uniform};
 use crate::tensor::Tensor;
 
 const SOURCE: &str = include_str!("../../shaders/loss/barlow.wgsl");
@@ -32,15 +30,17 @@ impl Default for BarlowConfig {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    d: u32,
-    branch: u32,
-    _pad0: u32,
-    eps: f32,
-    _pad1: [f32; 3],
+uniform! {
+    pub(crate) struct Params {
+        n: u32,
+        d: u32,
+        branch: u32,
+        _pad0: u32,
+        eps: f32,
+        _pad1: f32,
+        _pad2: f32,
+        _pad3: f32,
+    }
 }
 
 fn params(n: usize, d: usize, branch: usize, cfg: &BarlowConfig) -> Params {
@@ -50,7 +50,9 @@ fn params(n: usize, d: usize, branch: usize, cfg: &BarlowConfig) -> Params {
         branch: branch as u32,
         _pad0: 0,
         eps: cfg.eps,
-        _pad1: [0.0; 3],
+        _pad1: 0.0,
+        _pad2: 0.0,
+        _pad3: 0.0,
     }
 }
 

@@ -2,10 +2,8 @@
 //! `op(A)·op(B)` that are reduced, written as a bounded strip, or multiplied
 //! back into a gradient, so that a D x D matrix is never held whole.
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::error::Result;
-use crate::gpu::{Gpu, Kernel, dispatch};
+use crate::gpu::{Gpu, Kernel, dispatch, uniform};
 use crate::tensor::Tensor;
 
 const SOURCE: &str = include_str!("../../shaders/loss/gram.wgsl");
@@ -19,28 +17,29 @@ const RB: usize = 8;
 const CB: usize = 16;
 const WG: usize = 16;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    diag_off: u32,
-    a_off: u32,
-    a_rs: u32,
-    a_ks: u32,
-    b_off: u32,
-    b_ks: u32,
-    b_cs: u32,
-    out_off: u32,
-    out_ld: u32,
-    symmetric: u32,
-    acc_scale: f32,
-    w_off: f32,
-    w_diag: f32,
-    t_diag: f32,
-    scale: f32,
-    _pad: [u32; 2],
+uniform! {
+    pub(crate) struct Params {
+        m: u32,
+        n: u32,
+        k: u32,
+        diag_off: u32,
+        a_off: u32,
+        a_rs: u32,
+        a_ks: u32,
+        b_off: u32,
+        b_ks: u32,
+        b_cs: u32,
+        out_off: u32,
+        out_ld: u32,
+        symmetric: u32,
+        acc_scale: f32,
+        w_off: f32,
+        w_diag: f32,
+        t_diag: f32,
+        scale: f32,
+        _pad0: u32,
+        _pad1: u32,
+    }
 }
 
 /// A strided matrix view of a tensor: element `(r, k)` is
@@ -98,7 +97,8 @@ impl Product<'_> {
             w_diag: pen.w_diag,
             t_diag: pen.t_diag,
             scale,
-            _pad: [0; 2],
+            _pad0: 0,
+            _pad1: 0,
         }
     }
 

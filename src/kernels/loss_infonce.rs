@@ -2,11 +2,9 @@
 //! forward and backward, streaming over column tiles so that the 2N x 2N
 //! similarity matrix is never stored.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::reduce;
 use crate::error::Result;
-use crate::gpu::{Kernel, dispatch};
+use crate::gpu::{Kernel, dispatch, uniform};
 use crate::tensor::Tensor;
 
 const SOURCE: &str = include_str!("../../shaders/loss/infonce.wgsl");
@@ -35,27 +33,29 @@ impl Default for InfoNceConfig {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    d: u32,
-    _pad0: [u32; 2],
-    inv_tau: f32,
-    coef: f32,
-    eps: f32,
-    _pad1: f32,
+uniform! {
+    pub(crate) struct Params {
+        n: u32,
+        d: u32,
+        _pad0: u32,
+        _pad1: u32,
+        inv_tau: f32,
+        coef: f32,
+        eps: f32,
+        _pad2: f32,
+    }
 }
 
 fn params(n: usize, d: usize, cfg: &InfoNceConfig) -> Params {
     Params {
         n: n as u32,
         d: d as u32,
-        _pad0: [0; 2],
+        _pad0: 0,
+        _pad1: 0,
         inv_tau: 1.0 / cfg.temperature,
         coef: 1.0 / (2.0 * n as f32 * cfg.temperature),
         eps: NORM_EPS,
-        _pad1: 0.0,
+        _pad2: 0.0,
     }
 }
 

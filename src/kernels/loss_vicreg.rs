@@ -1,12 +1,10 @@
 //! Host side of `shaders/loss/vicreg.wgsl` (with the covariance tiles of
 //! `gram.wgsl`): the fused VICReg forward and backward.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::loss_gram::{Penalty, Product, View, strip_rows};
 use super::reduce;
 use crate::error::Result;
-use crate::gpu::{Kernel, dispatch};
+use crate::gpu::{Kernel, dispatch, uniform};
 use crate::tensor::Tensor;
 
 const SOURCE: &str = include_str!("../../shaders/loss/vicreg.wgsl");
@@ -42,19 +40,21 @@ impl Default for VicregConfig {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    d: u32,
-    branch: u32,
-    batch_gram: u32,
-    eps: f32,
-    gamma: f32,
-    w_inv: f32,
-    w_var: f32,
-    w_cov: f32,
-    _pad1: [u32; 3],
+uniform! {
+    pub(crate) struct Params {
+        n: u32,
+        d: u32,
+        branch: u32,
+        batch_gram: u32,
+        eps: f32,
+        gamma: f32,
+        w_inv: f32,
+        w_var: f32,
+        w_cov: f32,
+        _pad1: u32,
+        _pad2: u32,
+        _pad3: u32,
+    }
 }
 
 fn params(cfg: &VicregConfig, n: usize, d: usize, branch: u32) -> Params {
@@ -68,7 +68,9 @@ fn params(cfg: &VicregConfig, n: usize, d: usize, branch: u32) -> Params {
         w_inv: cfg.invariance_weight,
         w_var: cfg.variance_weight,
         w_cov: cfg.covariance_weight,
-        _pad1: [0; 3],
+        _pad1: 0,
+        _pad2: 0,
+        _pad3: 0,
     }
 }
 

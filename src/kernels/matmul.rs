@@ -1,50 +1,13 @@
 //! Host side of `shaders/matmul/`: C = op(A) · op(B), with op a transpose
 //! chosen per operand, optionally batched, in four variants side by side.
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::error::{Error, Result};
-use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, copy_to_texture, dispatch};
+use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, copy_to_texture, dispatch, uniform};
 use crate::tensor::Tensor;
 
-/// The matmul kernels, each a file under `shaders/matmul/`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MatmulVariant {
-    /// One output per invocation: the readable reference and the baseline.
-    Naive,
-    /// 64 x 64 workgroup-memory tiles, 4 x 4 outputs per invocation.
-    Tiled,
-    /// Barrier-free 8 x 16 register blocks: the default on GPUs.
-    Blocked,
-    /// Barrier-free 16 x 16 register blocks reading operands packed into
-    /// textures: the default on CPU adapters.
-    Texture,
-}
+pub use crate::variant::MatmulVariant;
 
 impl MatmulVariant {
-    /// Every variant, in order of sophistication.
-    pub const ALL: [MatmulVariant; 4] = [
-        MatmulVariant::Naive,
-        MatmulVariant::Tiled,
-        MatmulVariant::Blocked,
-        MatmulVariant::Texture,
-    ];
-
-    /// The name used in benchmark ids and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            MatmulVariant::Naive => "naive",
-            MatmulVariant::Tiled => "tiled",
-            MatmulVariant::Blocked => "blocked",
-            MatmulVariant::Texture => "texture",
-        }
-    }
-
-    /// Parses [`MatmulVariant::name`].
-    pub fn from_name(name: &str) -> Option<MatmulVariant> {
-        MatmulVariant::ALL.into_iter().find(|v| v.name() == name)
-    }
-
     /// The fastest variant measured for the adapter's kind
     /// (`examples/matmul.rs`, README.md). On CPU adapters `texture`: on
     /// lavapipe it is 3-4x faster than `blocked` at 1024, because a texel
@@ -110,17 +73,17 @@ impl MatmulVariant {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    _pad0: u32,
-    stride_a: u32,
-    stride_b: u32,
-    stride_c: u32,
-    _pad1: u32,
+uniform! {
+    pub(crate) struct Params {
+        m: u32,
+        n: u32,
+        k: u32,
+        _pad0: u32,
+        stride_a: u32,
+        stride_b: u32,
+        stride_c: u32,
+        _pad1: u32,
+    }
 }
 
 /// Splits a shape into (batch, rows, cols); rank 2 or 3.
@@ -247,28 +210,30 @@ const PACK: Kernel = Kernel::new(
     "main",
 );
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct PackParams {
-    rows: u32,
-    cols: u32,
-    base: u32,
-    width: u32,
-    shift: u32,
-    _pad: [u32; 3],
+uniform! {
+    pub(crate) struct PackParams {
+        rows: u32,
+        cols: u32,
+        base: u32,
+        width: u32,
+        shift: u32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct TextureParams {
-    m: u32,
-    n: u32,
-    k4: u32,
-    n4: u32,
-    shift_a: u32,
-    shift_b: u32,
-    base_c: u32,
-    _pad0: u32,
+uniform! {
+    pub(crate) struct TextureParams {
+        m: u32,
+        n: u32,
+        k4: u32,
+        n4: u32,
+        shift_a: u32,
+        shift_b: u32,
+        base_c: u32,
+        _pad0: u32,
+    }
 }
 
 /// An rgba32float texture holding op(X) as pack.wgsl lays it out.
@@ -352,7 +317,9 @@ impl Packed {
             base: base as u32,
             width: self.width,
             shift: self.shift,
-            _pad: [0; 3],
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
         };
         let groups = [
             self.texture.width().div_ceil(8),

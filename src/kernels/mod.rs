@@ -18,6 +18,7 @@ pub use conv2d::{ConvPass, ConvVariant};
 pub use elementwise::{BinaryOp, UnaryOp};
 pub use matmul::MatmulVariant;
 pub mod loss_barlow;
+pub mod loss_cosine;
 pub(crate) mod loss_gram;
 pub mod loss_infonce;
 pub mod loss_vicreg;

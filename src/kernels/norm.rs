@@ -1,10 +1,8 @@
 //! Host side of `shaders/norm/`: batch normalisation (training and eval
 //! mode, affine or not) and layer normalisation, forward and backward.
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Kernel, dispatch};
+use crate::gpu::{Gpu, Kernel, dispatch, uniform};
 use crate::tensor::Tensor;
 
 const BATCH_NORM: &str = include_str!("../../shaders/norm/batch_norm.wgsl");
@@ -24,13 +22,13 @@ fn ln_kernel(entry: &'static str) -> Kernel {
     Kernel::new("norm/layer_norm", LAYER_NORM, entry)
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct BnParams {
-    n: u32,
-    momentum: f32,
-    eps: f32,
-    _pad: u32,
+uniform! {
+    pub(crate) struct BnParams {
+        n: u32,
+        momentum: f32,
+        eps: f32,
+        _pad: u32,
+    }
 }
 
 /// The override constants C and L of `shaders/norm/batch_norm.wgsl`, then
@@ -253,13 +251,13 @@ pub fn batch_norm_backward(
     Ok((dx, dgamma, dbeta))
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct LnParams {
-    rows: u32,
-    d: u32,
-    eps: f32,
-    _pad: u32,
+uniform! {
+    pub(crate) struct LnParams {
+        rows: u32,
+        d: u32,
+        eps: f32,
+        _pad: u32,
+    }
 }
 
 fn ln_dims(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<(usize, usize)> {

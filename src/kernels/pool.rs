@@ -2,10 +2,8 @@
 //! inputs, forward and backward. Global average pooling is a mean over the
 //! spatial axis and needs no kernel of its own.
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::error::{Error, Result};
-use crate::gpu::{Kernel, dispatch};
+use crate::gpu::{Kernel, dispatch, uniform};
 use crate::tensor::Tensor;
 
 const SOURCE: &str = include_str!("../../shaders/pool/pool.wgsl");
@@ -18,17 +16,17 @@ pub struct PoolWindow {
     pub padding: usize,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    planes: u32,
-    h: u32,
-    w: u32,
-    oh: u32,
-    ow: u32,
-    k: u32,
-    stride: u32,
-    pad: u32,
+uniform! {
+    pub(crate) struct Params {
+        planes: u32,
+        h: u32,
+        w: u32,
+        oh: u32,
+        ow: u32,
+        k: u32,
+        stride: u32,
+        pad: u32,
+    }
 }
 
 /// Checks `[N, C, H, W]` against the window and returns the parameters and

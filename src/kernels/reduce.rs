@@ -1,10 +1,8 @@
 //! Host side of `shaders/reduce/`: sums and means over one axis or over all
 //! elements.
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::error::{Error, Result};
-use crate::gpu::{Kernel, dispatch};
+use crate::gpu::{Kernel, dispatch, uniform};
 use crate::tensor::Tensor;
 
 const ROWS: Kernel = Kernel::new(
@@ -22,22 +20,22 @@ const AXIS: Kernel = Kernel::new(
 /// whole-tensor sum.
 const CHUNK: usize = 4096;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct RowParams {
-    len: u32,
-    total: u32,
-    scale: f32,
-    _pad: u32,
+uniform! {
+    pub(crate) struct RowParams {
+        len: u32,
+        total: u32,
+        scale: f32,
+        _pad: u32,
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct AxisParams {
-    outer: u32,
-    len: u32,
-    inner: u32,
-    scale: f32,
+uniform! {
+    pub(crate) struct AxisParams {
+        outer: u32,
+        len: u32,
+        inner: u32,
+        scale: f32,
+    }
 }
 
 /// Sums consecutive runs of `len` elements of `x` (the last run may be short)

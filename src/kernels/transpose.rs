@@ -1,9 +1,7 @@
 //! Host side of `shaders/transpose/transpose.wgsl`.
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::error::{Error, Result};
-use crate::gpu::{Kernel, dispatch};
+use crate::gpu::{Kernel, dispatch, uniform};
 use crate::tensor::Tensor;
 
 const TRANSPOSE: Kernel = Kernel::new(
@@ -12,13 +10,13 @@ const TRANSPOSE: Kernel = Kernel::new(
     "main",
 );
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    batch: u32,
-    _pad: u32,
+uniform! {
+    pub(crate) struct Params {
+        rows: u32,
+        cols: u32,
+        batch: u32,
+        _pad: u32,
+    }
 }
 
 /// Swaps the last two dimensions: `[.., M, N]` becomes `[.., N, M]`.

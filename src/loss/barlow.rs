@@ -8,7 +8,7 @@
 //! computed and the backward recomputes it one strip of rows at a time.
 
 use super::{LossVariant, check_pair, off_diagonal_mask};
-use crate::autograd::{Op, Tape, Var};
+use crate::autograd::{CustomOp, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::loss_barlow::{self as kernel, BarlowConfig};
 use crate::tensor::Tensor;
@@ -28,26 +28,29 @@ pub fn barlow_twins(
             let f = kernel::forward(&ta, &tb, cfg)?;
             let [xa, xb] = f.normalized;
             let saved = vec![xa, xb, f.std];
-            Ok(tape.record(Op::BarlowTwins(*cfg), &[za, zb], f.loss, saved))
+            tape.record_custom(Fused(*cfg), &[za, zb], f.loss, saved)
         }
         LossVariant::Unfused => unfused(tape, za, zb, n, d, cfg),
     }
 }
 
-/// The backward of [`Op::BarlowTwins`]: `saved` is `[xa, xb, std]`.
-pub(crate) fn backward(
-    cfg: &BarlowConfig,
-    saved: &[Tensor],
-    g: &Tensor,
-) -> Result<Vec<Option<Tensor>>> {
-    let [xa, xb, std] = saved else {
-        return Err(Error::invalid(
-            "barlow backward",
-            "expected 3 saved tensors",
-        ));
-    };
-    let [dza, dzb] = kernel::backward(&[xa.clone(), xb.clone()], std, g, cfg)?;
-    Ok(vec![Some(dza), Some(dzb)])
+/// The fused Barlow Twins op on the tape; saves the batch-normalised
+/// embeddings and the per-column stds.
+#[derive(Debug)]
+struct Fused(BarlowConfig);
+
+impl CustomOp for Fused {
+    /// `saved` is `[xa, xb, std]`.
+    fn backward(&self, saved: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let [xa, xb, std] = saved else {
+            return Err(Error::invalid(
+                "barlow backward",
+                "expected 3 saved tensors",
+            ));
+        };
+        let [dza, dzb] = kernel::backward(&[xa.clone(), xb.clone()], std, g, &self.0)?;
+        Ok(vec![Some(dza), Some(dzb)])
+    }
 }
 
 /// `(z - mean) / sqrt(var + eps)` per column, biased variance.

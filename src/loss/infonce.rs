@@ -10,7 +10,7 @@
 //! matrix is never stored.
 
 use super::{LossVariant, check_pair, off_diagonal_mask};
-use crate::autograd::{Op, Tape, Var};
+use crate::autograd::{CustomOp, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::loss_infonce::{self as kernel, InfoNceConfig};
 use crate::tensor::Tensor;
@@ -35,26 +35,29 @@ pub fn infonce(
             let (ta, tb) = (tape.value(za)?.clone(), tape.value(zb)?.clone());
             let f = kernel::forward(&ta, &tb, cfg)?;
             let saved = vec![f.normalized, f.norms, f.lse];
-            Ok(tape.record(Op::InfoNce(*cfg), &[za, zb], f.loss, saved))
+            tape.record_custom(Fused(*cfg), &[za, zb], f.loss, saved)
         }
         LossVariant::Unfused => unfused(tape, za, zb, n, cfg),
     }
 }
 
-/// The backward of [`Op::InfoNce`]: `saved` is `[u, norms, lse]`.
-pub(crate) fn backward(
-    cfg: &InfoNceConfig,
-    saved: &[Tensor],
-    g: &Tensor,
-) -> Result<Vec<Option<Tensor>>> {
-    let [u, norms, lse] = saved else {
-        return Err(Error::invalid(
-            "infonce backward",
-            "expected 3 saved tensors",
-        ));
-    };
-    let [dza, dzb] = kernel::backward(u, norms, lse, g, cfg)?;
-    Ok(vec![Some(dza), Some(dzb)])
+/// The fused InfoNCE (NT-Xent) op on the tape; saves the normalised
+/// embeddings, their norms and each row's log-sum-exp.
+#[derive(Debug)]
+struct Fused(InfoNceConfig);
+
+impl CustomOp for Fused {
+    /// `saved` is `[u, norms, lse]`.
+    fn backward(&self, saved: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let [u, norms, lse] = saved else {
+            return Err(Error::invalid(
+                "infonce backward",
+                "expected 3 saved tensors",
+            ));
+        };
+        let [dza, dzb] = kernel::backward(u, norms, lse, g, &self.0)?;
+        Ok(vec![Some(dza), Some(dzb)])
+    }
 }
 
 /// `z / |z|` row-wise on the tape.

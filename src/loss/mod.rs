@@ -6,9 +6,13 @@
 //! - [`vicreg()`]: invariance + variance + covariance (Bardes et al. 2022).
 //! - [`infonce()`]: NT-Xent over two views (SimCLR).
 //! - [`barlow_twins()`]: cross-correlation towards the identity.
+//! - [`cosine_similarity()`]: mean row-wise cosine (BYOL, SimSiam).
+//! - [`cross_entropy()`]: softmax cross-entropy (the linear probe's).
 //! - [`monitors`]: collapse monitors computed on demand.
 
 pub mod barlow;
+pub mod cosine;
+pub mod cross_entropy;
 pub mod infonce;
 pub mod monitors;
 pub mod vicreg;
@@ -17,6 +21,8 @@ pub use crate::kernels::loss_barlow::BarlowConfig;
 pub use crate::kernels::loss_infonce::InfoNceConfig;
 pub use crate::kernels::loss_vicreg::VicregConfig;
 pub use barlow::barlow_twins;
+pub use cosine::cosine_similarity;
+pub use cross_entropy::cross_entropy;
 pub use infonce::infonce;
 pub use vicreg::{VicregOutput, vicreg};
 

@@ -12,7 +12,7 @@
 //! computed and the backward recomputes it one strip of rows at a time.
 
 use super::{LossVariant, check_pair, off_diagonal_mask, weighted_sum};
-use crate::autograd::{Op, Tape, Var};
+use crate::autograd::{CustomOp, Tape, Var};
 use crate::error::{Error, Result};
 use crate::kernels::loss_vicreg::{self as kernel, VicregConfig};
 use crate::tensor::Tensor;
@@ -44,7 +44,7 @@ pub fn vicreg(
             let f = kernel::forward(&ta, &tb, cfg)?;
             let [c0, c1] = f.centred;
             let saved = vec![ta, tb, c0, c1, f.variance];
-            let loss = tape.record(Op::Vicreg(*cfg), &[za, zb], f.loss, saved);
+            let loss = tape.record_custom(Fused(*cfg), &[za, zb], f.loss, saved)?;
             let [invariance, variance, covariance] = f.terms;
             Ok(VicregOutput {
                 loss,
@@ -57,20 +57,23 @@ pub fn vicreg(
     }
 }
 
-/// The backward of [`Op::Vicreg`]: `saved` is `[za, zb, zc_a, zc_b, var]`.
-pub(crate) fn backward(
-    cfg: &VicregConfig,
-    saved: &[Tensor],
-    g: &Tensor,
-) -> Result<Vec<Option<Tensor>>> {
-    let [za, zb, c0, c1, var] = saved else {
-        return Err(Error::invalid(
-            "vicreg backward",
-            "expected 5 saved tensors",
-        ));
-    };
-    let [dza, dzb] = kernel::backward(za, zb, &[c0.clone(), c1.clone()], var, g, cfg)?;
-    Ok(vec![Some(dza), Some(dzb)])
+/// The fused VICReg op on the tape; saves the inputs, the centred
+/// embeddings and the per-column variances.
+#[derive(Debug)]
+struct Fused(VicregConfig);
+
+impl CustomOp for Fused {
+    /// `saved` is `[za, zb, zc_a, zc_b, var]`.
+    fn backward(&self, saved: &[Tensor], g: &Tensor, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let [za, zb, c0, c1, var] = saved else {
+            return Err(Error::invalid(
+                "vicreg backward",
+                "expected 5 saved tensors",
+            ));
+        };
+        let [dza, dzb] = kernel::backward(za, zb, &[c0.clone(), c1.clone()], var, g, &self.0)?;
+        Ok(vec![Some(dza), Some(dzb)])
+    }
 }
 
 /// The same loss from generic tape ops; holds a D x D matrix per branch.

@@ -19,10 +19,11 @@ use crate::tensor::Tensor;
 /// The metadata key holding the parts' prefixes and architectures (JSON).
 const PARTS_KEY: &str = "darkmatter.parts";
 
-#[derive(Serialize, Deserialize)]
-struct Part {
-    prefix: String,
-    arch: Arch,
+/// One part of a checkpoint as its metadata describes it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PartInfo {
+    pub prefix: String,
+    pub arch: Arch,
 }
 
 fn fail(path: &Path, reason: impl std::fmt::Display) -> Error {
@@ -81,9 +82,9 @@ pub fn save_with(
                 .map_err(|e| fail(path, format!("tensor '{name}': {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let meta: Vec<Part> = parts
+    let meta: Vec<PartInfo> = parts
         .iter()
-        .map(|(prefix, m)| Part {
+        .map(|(prefix, m)| PartInfo {
             prefix: prefix.to_string(),
             arch: m.arch(),
         })
@@ -156,26 +157,21 @@ fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
     })
 }
 
+/// The prefix and architecture of every part stored in `path`.
+pub fn read_parts(path: &Path) -> Result<Vec<PartInfo>> {
+    let json = read_metadata(path)?.remove(PARTS_KEY).ok_or_else(|| {
+        fail(
+            path,
+            format!("no '{PARTS_KEY}' metadata: not a darkmatter checkpoint"),
+        )
+    })?;
+    serde_json::from_str(&json).map_err(|e| fail(path, e))
+}
+
 /// Rebuilds every part stored in `path`, with its saved state.
 pub fn load(gpu: &Gpu, path: &Path) -> Result<Vec<(String, Box<dyn Module>)>> {
     let bytes = read(path)?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
-        fail(
-            path,
-            format!("not a valid safetensors file (truncated?): {e}"),
-        )
-    })?;
-    let json = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(PARTS_KEY))
-        .ok_or_else(|| {
-            fail(
-                path,
-                format!("no '{PARTS_KEY}' metadata: not a darkmatter checkpoint"),
-            )
-        })?;
-    let meta: Vec<Part> = serde_json::from_str(json).map_err(|e| fail(path, e))?;
+    let meta = read_parts(path)?;
     let modules = meta
         .into_iter()
         .map(|p| Ok((p.prefix, p.arch.build(gpu, 0)?)))

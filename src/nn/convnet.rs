@@ -1,21 +1,37 @@
 //! The small encoder: four 3x3 convolutions with batch norm and relu, then a
 //! global average pool to a 128-d representation.
 
-use super::{Arch, BatchNorm, Conv2d, Entry, Init, Module, join};
+use serde::{Deserialize, Serialize};
+
+use super::{Arch, BatchNorm, Conv2d, Encoder, Entry, Init, Module, join};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
-/// (in, out, stride) of conv1..conv4; every kernel is 3x3 with padding 1.
-const LAYERS: [(usize, usize, usize); 4] = [(0, 32, 1), (32, 64, 2), (64, 128, 2), (128, 128, 1)];
+/// The strides of conv1..conv4; every kernel is 3x3 with padding 1.
+const STRIDES: [usize; 4] = [1, 2, 2, 1];
+
+/// The output channels of conv1..conv4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvNetWidths(pub [usize; 4]);
+
+impl Default for ConvNetWidths {
+    /// 32, 64, 128, 128: the ConvNet every run trains.
+    fn default() -> Self {
+        ConvNetWidths([32, 64, 128, 128])
+    }
+}
 
 /// conv1 3x3 in->32 pad 1, bn1, relu; conv2 3x3 32->64 stride 2, bn2, relu;
 /// conv3 3x3 64->128 stride 2, bn3, relu; conv4 3x3 128->128, bn4, relu;
 /// global average pool. Convolutions have no bias. Names match a PyTorch
-/// module with attributes conv1..conv4 and bn1..bn4.
+/// module with attributes conv1..conv4 and bn1..bn4. Other widths
+/// ([`ConvNet::with_widths`]) keep the shape of the network: the PyTorch
+/// golden step uses a narrow one so that its fixture stays small.
 #[derive(Debug)]
 pub struct ConvNet {
     in_channels: usize,
+    widths: ConvNetWidths,
     convs: Vec<Conv2d>,
     bns: Vec<BatchNorm>,
 }
@@ -25,15 +41,36 @@ impl ConvNet {
     pub const DIM: usize = 128;
 
     pub fn new(gpu: &Gpu, in_channels: usize, init: &mut Init) -> Result<ConvNet> {
+        ConvNet::with_widths(gpu, in_channels, ConvNetWidths::default(), init)
+    }
+
+    /// A ConvNet with other channel counts per layer.
+    pub fn with_widths(
+        gpu: &Gpu,
+        in_channels: usize,
+        widths: ConvNetWidths,
+        init: &mut Init,
+    ) -> Result<ConvNet> {
+        if in_channels == 0 || widths.0.contains(&0) {
+            return Err(Error::invalid(
+                "ConvNet",
+                format!(
+                    "{in_channels} input channels, widths {:?}: none may be 0",
+                    widths.0
+                ),
+            ));
+        }
         let mut convs = Vec::new();
         let mut bns = Vec::new();
-        for (i, &(cin, cout, stride)) in LAYERS.iter().enumerate() {
-            let cin = if i == 0 { in_channels } else { cin };
+        let mut cin = in_channels;
+        for (&cout, &stride) in widths.0.iter().zip(&STRIDES) {
             convs.push(Conv2d::new(gpu, init, cin, cout, 3, stride, 1, false)?);
             bns.push(BatchNorm::new(gpu, cout, true)?);
+            cin = cout;
         }
         Ok(ConvNet {
             in_channels,
+            widths,
             convs,
             bns,
         })
@@ -44,10 +81,29 @@ impl Module for ConvNet {
     fn arch(&self) -> Arch {
         Arch::ConvNet {
             in_channels: self.in_channels,
+            widths: self.widths,
         }
     }
 
     fn forward(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
+        let map = self.feature_map(tape, x, train)?;
+        tape.global_avg_pool(map)
+    }
+
+    fn visit<'a>(&'a self, prefix: &str, out: &mut Vec<(String, Entry<'a>)>) {
+        for (i, (conv, bn)) in self.convs.iter().zip(&self.bns).enumerate() {
+            conv.visit(&join(prefix, &format!("conv{}", i + 1)), out);
+            bn.visit(&join(prefix, &format!("bn{}", i + 1)), out);
+        }
+    }
+}
+
+impl Encoder for ConvNet {
+    fn dim(&self) -> usize {
+        self.widths.0[3]
+    }
+
+    fn feature_map(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
         let shape = tape.shape(x)?;
         if shape.len() != 4 || shape[1] != self.in_channels {
             return Err(Error::shape(
@@ -62,13 +118,6 @@ impl Module for ConvNet {
             h = bn.forward(tape, h, train)?;
             h = tape.relu(h)?;
         }
-        tape.global_avg_pool(h)
-    }
-
-    fn visit<'a>(&'a self, prefix: &str, out: &mut Vec<(String, Entry<'a>)>) {
-        for (i, (conv, bn)) in self.convs.iter().zip(&self.bns).enumerate() {
-            conv.visit(&join(prefix, &format!("conv{}", i + 1)), out);
-            bn.visit(&join(prefix, &format!("bn{}", i + 1)), out);
-        }
+        Ok(h)
     }
 }

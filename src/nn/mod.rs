@@ -1,6 +1,10 @@
 //! Network modules: the layers an encoder is made of, the small ConvNet and
 //! ResNet-18 encoders, the projector MLP, and safetensors checkpoints.
 //!
+//! An [`Encoder`] is a module with a spatial feature map `[N, D, h, w]`;
+//! its `forward` pools that map into the `[N, D]` representation that
+//! evaluation reads.
+//!
 //! A module owns its parameters as [`Param`]s (a [`Tensor`] plus the [`Var`]
 //! it was registered as on the current step's tape) and its buffers (batch
 //! norm running statistics) as plain tensors. `forward` registers every
@@ -20,15 +24,17 @@ use std::cell::Cell;
 
 use serde::{Deserialize, Serialize};
 
-pub use checkpoint::{load, load_into, load_tensors, read_metadata, save, save_with};
-pub use convnet::ConvNet;
+pub use checkpoint::{
+    PartInfo, load, load_into, load_tensors, read_metadata, read_parts, save, save_with,
+};
+pub use convnet::{ConvNet, ConvNetWidths};
 pub use init::Init;
 pub use layers::{BatchNorm, Conv2d, Linear};
 pub use projector::Projector;
 pub use resnet::ResNet18;
 
 use crate::autograd::{Tape, Var};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 
@@ -77,22 +83,67 @@ pub enum Entry<'a> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Arch {
-    ConvNet { in_channels: usize },
-    ResNet18 { in_channels: usize },
-    Projector { dims: Vec<usize> },
+    ConvNet {
+        in_channels: usize,
+        /// Absent in files written before widths could change.
+        #[serde(default)]
+        widths: ConvNetWidths,
+    },
+    ResNet18 {
+        in_channels: usize,
+    },
+    Projector {
+        dims: Vec<usize>,
+        /// A batch norm without affine parameters on the output (SimSiam's
+        /// projector); absent in older files.
+        #[serde(default)]
+        output_norm: bool,
+    },
 }
 
 impl Arch {
     /// A fresh module of this architecture, initialised from `seed`.
     pub fn build(&self, gpu: &Gpu, seed: u64) -> Result<Box<dyn Module>> {
+        match self {
+            Arch::Projector { dims, output_norm } => Ok(Box::new(Projector::with_output_norm(
+                gpu,
+                dims,
+                *output_norm,
+                &mut Init::new(seed),
+            )?)),
+            _ => Ok(self.build_encoder(gpu, seed)?),
+        }
+    }
+
+    /// A fresh encoder of this architecture, initialised from `seed`; an
+    /// error for an architecture that is not an encoder.
+    pub fn build_encoder(&self, gpu: &Gpu, seed: u64) -> Result<Box<dyn Encoder>> {
         let mut init = Init::new(seed);
         Ok(match self {
-            Arch::ConvNet { in_channels } => Box::new(ConvNet::new(gpu, *in_channels, &mut init)?),
+            Arch::ConvNet {
+                in_channels,
+                widths,
+            } => Box::new(ConvNet::with_widths(gpu, *in_channels, *widths, &mut init)?),
             Arch::ResNet18 { in_channels } => {
                 Box::new(ResNet18::new(gpu, *in_channels, &mut init)?)
             }
-            Arch::Projector { dims } => Box::new(Projector::new(gpu, dims, &mut init)?),
+            Arch::Projector { .. } => {
+                return Err(Error::invalid(
+                    "Arch::build_encoder",
+                    format!("{self:?} is not an encoder"),
+                ));
+            }
         })
+    }
+
+    /// The image channels an encoder takes (`None` for a projector).
+    pub fn in_channels(&self) -> Option<usize> {
+        match self {
+            Arch::ConvNet { in_channels, .. } | Arch::ResNet18 { in_channels } => {
+                Some(*in_channels)
+            }
+            Arch::Projector { .. } => None,
+        }
     }
 }
 
@@ -121,6 +172,17 @@ pub trait Module {
             })
             .collect()
     }
+}
+
+/// A module that turns images into a spatial feature map, whose global
+/// average is the representation ([`Module::forward`] returns that pooled
+/// `[N, dim]` representation).
+pub trait Encoder: Module {
+    /// The channels of the feature map: the width of the representation.
+    fn dim(&self) -> usize;
+
+    /// The last stage's output before pooling, `[N, dim, h, w]`.
+    fn feature_map(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var>;
 }
 
 /// `prefix.name`, or `name` at the top.

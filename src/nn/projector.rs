@@ -1,5 +1,7 @@
-//! The projector head: Linear -> BatchNorm1d -> ReLU blocks and a final
-//! Linear without bias or batch norm.
+//! The projector head (and the predictors of BYOL and SimSiam, which have
+//! the same shape): Linear -> BatchNorm1d -> ReLU blocks and a final Linear
+//! without bias, optionally followed by a batch norm without affine
+//! parameters (SimSiam's projector).
 
 use super::{Arch, BatchNorm, Entry, Init, Linear, Module, join};
 use crate::autograd::{Tape, Var};
@@ -7,18 +9,31 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
 /// For dims `[d0, d1, ..., dk]`: k - 1 blocks Linear(d_i, d_i+1) ->
-/// BatchNorm1d(d_i+1) -> ReLU, then Linear(d_k-1, d_k, bias=False). Names
-/// match PyTorch's `nn.Sequential` stored as `layers` (the ReLUs take
-/// indices too): layers.0 Linear, layers.1 BatchNorm1d, layers.3 Linear, ...
+/// BatchNorm1d(d_i+1) -> ReLU, then Linear(d_k-1, d_k, bias=False), then,
+/// with `output_norm`, BatchNorm1d(d_k, affine=False). Names match
+/// PyTorch's `nn.Sequential` stored as `layers` (the ReLUs take indices
+/// too): layers.0 Linear, layers.1 BatchNorm1d, layers.3 Linear, ...
 #[derive(Debug)]
 pub struct Projector {
     dims: Vec<usize>,
     blocks: Vec<(Linear, BatchNorm)>,
     last: Linear,
+    output_norm: Option<BatchNorm>,
 }
 
 impl Projector {
     pub fn new(gpu: &Gpu, dims: &[usize], init: &mut Init) -> Result<Projector> {
+        Projector::with_output_norm(gpu, dims, false, init)
+    }
+
+    /// A projector whose output goes through a batch norm without affine
+    /// parameters when `output_norm` is set.
+    pub fn with_output_norm(
+        gpu: &Gpu,
+        dims: &[usize],
+        output_norm: bool,
+        init: &mut Init,
+    ) -> Result<Projector> {
         if dims.len() < 2 || dims.contains(&0) {
             return Err(Error::invalid(
                 "Projector",
@@ -34,10 +49,16 @@ impl Projector {
             ));
         }
         let last = Linear::new(gpu, init, dims[k - 1], dims[k], false)?;
+        let output_norm = if output_norm {
+            Some(BatchNorm::new(gpu, dims[k], false)?)
+        } else {
+            None
+        };
         Ok(Projector {
             dims: dims.to_vec(),
             blocks,
             last,
+            output_norm,
         })
     }
 }
@@ -46,6 +67,7 @@ impl Module for Projector {
     fn arch(&self) -> Arch {
         Arch::Projector {
             dims: self.dims.clone(),
+            output_norm: self.output_norm.is_some(),
         }
     }
 
@@ -64,7 +86,11 @@ impl Module for Projector {
             h = bn.forward(tape, h, train)?;
             h = tape.relu(h)?;
         }
-        self.last.forward(tape, h)
+        let y = self.last.forward(tape, h)?;
+        match &mut self.output_norm {
+            Some(bn) => bn.forward(tape, y, train),
+            None => Ok(y),
+        }
     }
 
     fn visit<'a>(&'a self, prefix: &str, out: &mut Vec<(String, Entry<'a>)>) {
@@ -75,5 +101,8 @@ impl Module for Projector {
         }
         let last = 3 * self.blocks.len();
         self.last.visit(&join(&layers, &last.to_string()), out);
+        if let Some(bn) = &self.output_norm {
+            bn.visit(&join(&layers, &(last + 1).to_string()), out);
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! Names follow torchvision's `resnet18` (conv1, bn1, layer1.0.conv1, ...,
 //! layer2.0.downsample.0 / .1), without the `fc` head.
 
-use super::{Arch, BatchNorm, Conv2d, Entry, Init, Module, join};
+use super::{Arch, BatchNorm, Conv2d, Encoder, Entry, Init, Module, join};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -109,6 +109,27 @@ impl Module for ResNet18 {
     }
 
     fn forward(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
+        let map = self.feature_map(tape, x, train)?;
+        tape.global_avg_pool(map)
+    }
+
+    fn visit<'a>(&'a self, prefix: &str, out: &mut Vec<(String, Entry<'a>)>) {
+        self.conv1.visit(&join(prefix, "conv1"), out);
+        self.bn1.visit(&join(prefix, "bn1"), out);
+        for (i, layer) in self.layers.iter().enumerate() {
+            for (j, block) in layer.iter().enumerate() {
+                block.visit(&join(prefix, &format!("layer{}.{j}", i + 1)), out);
+            }
+        }
+    }
+}
+
+impl Encoder for ResNet18 {
+    fn dim(&self) -> usize {
+        ResNet18::DIM
+    }
+
+    fn feature_map(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
         let shape = tape.shape(x)?;
         if shape.len() != 4 || shape[1] != self.in_channels {
             return Err(Error::shape(
@@ -125,16 +146,6 @@ impl Module for ResNet18 {
                 h = block.forward(tape, h, train)?;
             }
         }
-        tape.global_avg_pool(h)
-    }
-
-    fn visit<'a>(&'a self, prefix: &str, out: &mut Vec<(String, Entry<'a>)>) {
-        self.conv1.visit(&join(prefix, "conv1"), out);
-        self.bn1.visit(&join(prefix, "bn1"), out);
-        for (i, layer) in self.layers.iter().enumerate() {
-            for (j, block) in layer.iter().enumerate() {
-                block.visit(&join(prefix, &format!("layer{}.{j}", i + 1)), out);
-            }
-        }
+        Ok(h)
     }
 }

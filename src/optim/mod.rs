@@ -1,19 +1,19 @@
 //! Optimisers — SGD with momentum, AdamW and LARS — each a fused in-place
-//! WGSL update per parameter tensor, and the warm-up + cosine schedule.
+//! WGSL update per parameter tensor, the warm-up + cosine schedule, and the
+//! exponential moving average of EMA target networks ([`ema`]).
 //!
 //! Every update is recorded into the current batch like any kernel, so a
 //! training step (forward, backward, update) is still one submit. The state
 //! (momentum buffers, moment estimates) lives on the GPU next to the
 //! parameters and is exposed by name for checkpoints.
 
+pub mod ema;
 mod schedule;
 
 pub use schedule::WarmupCosine;
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::error::{Error, Result};
-use crate::gpu::{Kernel, dispatch};
+use crate::gpu::{Kernel, dispatch, uniform};
 use crate::kernels::reduce;
 use crate::tensor::Tensor;
 
@@ -52,9 +52,13 @@ impl Rule {
             Rule::Lars { .. } => "lars",
         }
     }
+}
+
+impl std::str::FromStr for Rule {
+    type Err = Error;
 
     /// The rule with its usual defaults, by name.
-    pub fn from_name(name: &str) -> Result<Rule> {
+    fn from_str(name: &str) -> Result<Rule> {
         match name {
             "sgd" => Ok(Rule::Sgd { momentum: 0.9 }),
             "adamw" => Ok(Rule::AdamW {
@@ -96,37 +100,39 @@ pub struct Optimizer {
     placeholder: Option<Tensor>,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct SgdParams {
-    n: u32,
-    lr: f32,
-    weight_decay: f32,
-    momentum: f32,
+uniform! {
+    pub(crate) struct SgdParams {
+        n: u32,
+        lr: f32,
+        weight_decay: f32,
+        momentum: f32,
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct AdamParams {
-    n: u32,
-    lr: f32,
-    weight_decay: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    bias_correction1: f32,
-    bias_correction2_sqrt: f32,
+uniform! {
+    pub(crate) struct AdamParams {
+        n: u32,
+        lr: f32,
+        weight_decay: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        bias_correction1: f32,
+        bias_correction2_sqrt: f32,
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct LarsParams {
-    n: u32,
-    lr: f32,
-    weight_decay: f32,
-    momentum: f32,
-    eta: f32,
-    _pad: [u32; 3],
+uniform! {
+    pub(crate) struct LarsParams {
+        n: u32,
+        lr: f32,
+        weight_decay: f32,
+        momentum: f32,
+        eta: f32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
+    }
 }
 
 impl Optimizer {
@@ -231,7 +237,9 @@ impl Optimizer {
                         weight_decay: wd,
                         momentum,
                         eta,
-                        _pad: [0; 3],
+                        _pad0: 0,
+                        _pad1: 0,
+                        _pad2: 0,
                     };
                     if p.exclude {
                         // d = g and q = 1: the update reads the gradient

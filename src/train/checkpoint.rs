@@ -1,4 +1,5 @@
-//! The training checkpoint: encoder, projector and optimiser state under
+//! The training checkpoint: every part of the objective (encoder,
+//! projector, predictor, EMA target, ...) and the optimiser state under
 //! PyTorch names in one safetensors file, with the configuration, the
 //! position in the run and the input preprocessing in its metadata. Written
 //! to a temporary file and renamed, so a crash never loses the last one.
@@ -9,7 +10,8 @@ use super::config::TrainConfig;
 use crate::augment::Normalize;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{self, Module};
+use crate::nn::{self, Arch, Module};
+use crate::objectives::Objective;
 use crate::optim::Optimizer;
 
 /// The file name inside the output directory.
@@ -36,8 +38,7 @@ pub fn prepare_out_dir(dir: &Path) -> Result<()> {
 pub struct State<'a> {
     pub dir: &'a Path,
     pub config: &'a TrainConfig,
-    pub encoder: &'a dyn Module,
-    pub projector: &'a dyn Module,
+    pub objective: &'a dyn Objective,
     pub optimizer: &'a Optimizer,
     /// Epochs completed and steps taken.
     pub epoch: u32,
@@ -47,10 +48,11 @@ pub struct State<'a> {
 
 pub fn save(s: State<'_>) -> Result<PathBuf> {
     let path = s.dir.join(FILE);
-    let channels = match s.encoder.arch() {
-        nn::Arch::ConvNet { in_channels } | nn::Arch::ResNet18 { in_channels } => in_channels,
-        nn::Arch::Projector { .. } => 0,
-    };
+    let parts = s.objective.parts();
+    let channels = parts
+        .iter()
+        .find_map(|p| p.module.arch().in_channels())
+        .unwrap_or(1);
     let metadata = vec![
         ("darkmatter.config".to_string(), json(s.config)),
         ("darkmatter.epoch".to_string(), s.epoch.to_string()),
@@ -79,12 +81,8 @@ pub fn save(s: State<'_>) -> Result<PathBuf> {
         .into_iter()
         .map(|(n, t)| (format!("optimizer.{n}"), t))
         .collect();
-    nn::save_with(
-        &path,
-        &[("encoder", s.encoder), ("projector", s.projector)],
-        &extras,
-        &metadata,
-    )?;
+    let modules: Vec<(&str, &dyn Module)> = parts.iter().map(|p| (p.name, p.module)).collect();
+    nn::save_with(&path, &modules, &extras, &metadata)?;
     Ok(path)
 }
 
@@ -96,8 +94,10 @@ fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
 /// A checkpoint read back.
 pub struct Loaded {
     pub config: TrainConfig,
-    pub encoder: Box<dyn Module>,
-    pub projector: Box<dyn Module>,
+    /// The objective of the configuration, every part holding its saved state.
+    pub objective: Box<dyn Objective>,
+    /// The architecture of the saved encoder.
+    pub encoder_arch: Arch,
     pub optimizer_state: Vec<(String, crate::tensor::Tensor)>,
     pub epoch: u32,
     pub step: u64,
@@ -118,28 +118,64 @@ fn meta<T: serde::de::DeserializeOwned>(
     serde_json::from_str(raw).map_err(|e| io(path, format!("metadata '{key}': {e}")))
 }
 
-/// Reads `dir/checkpoint.safetensors` (or `dir` itself if it is a file).
-pub fn load(gpu: &Gpu, dir: &Path) -> Result<Loaded> {
-    let path = if dir.is_dir() {
+/// The file a checkpoint argument names: `dir/checkpoint.safetensors`, or
+/// `dir` itself if it is a file.
+pub fn file(dir: &Path) -> PathBuf {
+    if dir.is_dir() {
         dir.join(FILE)
     } else {
         dir.to_path_buf()
-    };
+    }
+}
+
+/// The configuration saved in a checkpoint, read without a device.
+pub fn read_config(dir: &Path) -> Result<TrainConfig> {
+    let path = file(dir);
+    if !path.exists() {
+        return Err(io(&path, "no checkpoint here"));
+    }
+    meta(&path, &nn::read_metadata(&path)?, "darkmatter.config")
+}
+
+/// Reads a checkpoint: builds the objective its configuration describes,
+/// checks each part against the architecture saved for it, and loads every
+/// part's state.
+pub fn load(gpu: &Gpu, dir: &Path) -> Result<Loaded> {
+    let path = file(dir);
     if !path.exists() {
         return Err(io(&path, "no checkpoint here"));
     }
     let m = nn::read_metadata(&path)?;
     let config: TrainConfig = meta(&path, &m, "darkmatter.config")?;
-    let mut parts = nn::load(gpu, &path)?;
-    let take = |parts: &mut Vec<(String, Box<dyn Module>)>, name: &str| {
-        let i = parts
+    let saved: Vec<nn::PartInfo> = nn::read_parts(&path)?;
+    let arch_of = |name: &str| {
+        saved
             .iter()
-            .position(|(p, _)| p == name)
-            .ok_or_else(|| io(&path, format!("no '{name}' in the checkpoint")))?;
-        Ok::<_, Error>(parts.remove(i).1)
+            .find(|p| p.prefix == name)
+            .map(|p| p.arch.clone())
+            .ok_or_else(|| io(&path, format!("no '{name}' in the checkpoint")))
     };
-    let encoder = take(&mut parts, "encoder")?;
-    let projector = take(&mut parts, "projector")?;
+    let encoder_arch = arch_of("encoder")?;
+    let objective = config.objective.build(gpu, &encoder_arch, 0)?;
+    {
+        let parts = objective.parts();
+        for part in &parts {
+            let arch = arch_of(part.name)?;
+            if arch != part.module.arch() {
+                return Err(io(
+                    &path,
+                    format!(
+                        "'{}' is saved as {arch:?}, but its {} configuration builds {:?}",
+                        part.name,
+                        config.method(),
+                        part.module.arch()
+                    ),
+                ));
+            }
+        }
+        let modules: Vec<(&str, &dyn Module)> = parts.iter().map(|p| (p.name, p.module)).collect();
+        nn::load_into(&path, &modules)?;
+    }
     let optimizer_state = nn::load_tensors(gpu, &path, "optimizer.")?
         .into_iter()
         .map(|(n, t)| (n.trim_start_matches("optimizer.").to_string(), t))
@@ -153,8 +189,8 @@ pub fn load(gpu: &Gpu, dir: &Path) -> Result<Loaded> {
     }
     Ok(Loaded {
         config,
-        encoder,
-        projector,
+        objective,
+        encoder_arch,
         optimizer_state,
         epoch: meta(&path, &m, "darkmatter.epoch")?,
         step: meta(&path, &m, "darkmatter.step")?,

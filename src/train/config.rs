@@ -3,71 +3,47 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::augment::{AugmentConfig, Preset};
 use crate::error::{Error, Result};
+use crate::named::named_enum;
+use crate::nn::{Arch, ConvNetWidths};
+use crate::objectives::{Method, ObjectiveConfig};
+use crate::optim::{Optimizer, Rule};
 
-/// The self-supervised objective.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// Variance-invariance-covariance (Bardes, Ponce, LeCun 2022).
-    Vicreg,
-    /// NT-Xent over two views (Chen et al. 2020).
-    Simclr,
-    /// Cross-correlation towards the identity (Zbontar et al. 2021).
-    Barlow,
+named_enum! {
+    /// The encoder architecture.
+    pub enum EncoderKind("encoder") {
+        /// Four 3x3 convolutions, 128-d.
+        ConvNet = "convnet",
+        /// ResNet-18 with the CIFAR stem, 512-d.
+        ResNet18 = "resnet18",
+    }
 }
 
-impl Method {
-    pub const ALL: [Method; 3] = [Method::Vicreg, Method::Simclr, Method::Barlow];
+// `config.json` has always spelt these `conv_net` and `res_net18`.
+impl Serialize for EncoderKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            EncoderKind::ConvNet => "conv_net",
+            EncoderKind::ResNet18 => "res_net18",
+        })
+    }
+}
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Vicreg => "vicreg",
-            Method::Simclr => "simclr",
-            Method::Barlow => "barlow",
+impl<'de> Deserialize<'de> for EncoderKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "conv_net" | "convnet" => Ok(EncoderKind::ConvNet),
+            "res_net18" | "resnet18" => Ok(EncoderKind::ResNet18),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown encoder '{other}'"
+            ))),
         }
     }
-
-    pub fn from_name(name: &str) -> Result<Method> {
-        Method::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "train",
-                    format!("unknown method '{name}' (expected vicreg, simclr or barlow)"),
-                )
-            })
-    }
-}
-
-/// The encoder architecture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EncoderKind {
-    ConvNet,
-    ResNet18,
 }
 
 impl EncoderKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            EncoderKind::ConvNet => "convnet",
-            EncoderKind::ResNet18 => "resnet18",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Result<EncoderKind> {
-        match name {
-            "convnet" => Ok(EncoderKind::ConvNet),
-            "resnet18" => Ok(EncoderKind::ResNet18),
-            other => Err(Error::invalid(
-                "train",
-                format!("unknown encoder '{other}' (expected convnet or resnet18)"),
-            )),
-        }
-    }
-
     /// The width of the representation.
     pub fn dim(self) -> usize {
         match self {
@@ -75,17 +51,33 @@ impl EncoderKind {
             EncoderKind::ResNet18 => crate::nn::ResNet18::DIM,
         }
     }
+
+    /// The architecture for images of `channels` channels.
+    pub fn arch(self, channels: usize) -> Arch {
+        match self {
+            EncoderKind::ConvNet => Arch::ConvNet {
+                in_channels: channels,
+                widths: ConvNetWidths::default(),
+            },
+            EncoderKind::ResNet18 => Arch::ResNet18 {
+                in_channels: channels,
+            },
+        }
+    }
 }
 
-/// A whole training run. Serialised as `config.json` and into checkpoints.
+/// A whole training run. Serialised as `config.json` and into checkpoints;
+/// files written before the objective was a type (flat `method`,
+/// `projector`, `vicreg_coefficients`, `temperature` and `barlow_lambda`
+/// fields) still load.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ConfigFile")]
 pub struct TrainConfig {
-    pub method: Method,
+    /// The method and its own hyper-parameters.
+    pub objective: ObjectiveConfig,
     /// A data spec as `data::open` takes it.
     pub data: String,
     pub encoder: EncoderKind,
-    /// The projector's layer widths after the representation, e.g. [512, 512, 512].
-    pub projector: Vec<usize>,
     pub epochs: u32,
     pub batch_size: usize,
     /// `lars`, `adamw` or `sgd`.
@@ -96,19 +88,12 @@ pub struct TrainConfig {
     /// LARS: the trust coefficient eta (update = lr * eta * |w| / |d| * d).
     pub trust_coefficient: f32,
     /// AdamW: the decay of the squared-gradient average.
-    #[serde(default = "default_adam_beta2")]
     pub adam_beta2: f32,
     /// Linear warm-up length, in epochs (fractions allowed).
     pub warmup_epochs: f32,
     /// An augmentation preset name.
     pub augment: String,
     pub seed: u64,
-    /// VICReg: invariance, variance and covariance weights.
-    pub vicreg_coefficients: [f32; 3],
-    /// SimCLR: the temperature.
-    pub temperature: f32,
-    /// Barlow Twins: the off-diagonal weight.
-    pub barlow_lambda: f32,
     /// Images of each split used by the per-epoch evaluation (0 = all).
     pub eval_train_images: usize,
     pub eval_test_images: usize,
@@ -118,8 +103,92 @@ pub struct TrainConfig {
     pub synthetic_size: usize,
 }
 
+/// `config.json` as any version wrote it.
+#[derive(Deserialize)]
+struct ConfigFile {
+    objective: Option<ObjectiveConfig>,
+    // Before the objective was a type:
+    method: Option<String>,
+    projector: Option<Vec<usize>>,
+    vicreg_coefficients: Option<[f32; 3]>,
+    temperature: Option<f32>,
+    barlow_lambda: Option<f32>,
+    // Always there:
+    data: String,
+    encoder: EncoderKind,
+    epochs: u32,
+    batch_size: usize,
+    optimizer: String,
+    base_lr: f32,
+    weight_decay: f32,
+    trust_coefficient: f32,
+    /// Added after the first files were written.
+    #[serde(default = "default_adam_beta2")]
+    adam_beta2: f32,
+    warmup_epochs: f32,
+    augment: String,
+    seed: u64,
+    eval_train_images: usize,
+    eval_test_images: usize,
+    synthetic_train: usize,
+    synthetic_size: usize,
+}
+
 fn default_adam_beta2() -> f32 {
     0.999
+}
+
+impl TryFrom<ConfigFile> for TrainConfig {
+    type Error = String;
+
+    fn try_from(f: ConfigFile) -> std::result::Result<TrainConfig, String> {
+        let objective = match f.objective {
+            Some(o) => o,
+            None => {
+                let method = f
+                    .method
+                    .ok_or("neither 'objective' nor 'method' is given")?;
+                let projector = f.projector.ok_or("no 'projector'")?;
+                let missing = |field: &str| format!("a {method} configuration without '{field}'");
+                match method.as_str() {
+                    "vicreg" => ObjectiveConfig::Vicreg {
+                        projector,
+                        coefficients: f
+                            .vicreg_coefficients
+                            .ok_or_else(|| missing("vicreg_coefficients"))?,
+                    },
+                    "simclr" => ObjectiveConfig::Simclr {
+                        projector,
+                        temperature: f.temperature.ok_or_else(|| missing("temperature"))?,
+                    },
+                    "barlow" => ObjectiveConfig::Barlow {
+                        projector,
+                        lambda: f.barlow_lambda.ok_or_else(|| missing("barlow_lambda"))?,
+                    },
+                    other => return Err(format!("unknown method '{other}'")),
+                }
+            }
+        };
+        Ok(TrainConfig {
+            objective,
+            data: f.data,
+            encoder: f.encoder,
+            epochs: f.epochs,
+            batch_size: f.batch_size,
+            optimizer: f.optimizer,
+            base_lr: f.base_lr,
+            weight_decay: f.weight_decay,
+            trust_coefficient: f.trust_coefficient,
+            adam_beta2: f.adam_beta2,
+            warmup_epochs: f.warmup_epochs,
+            augment: f.augment,
+            seed: f.seed,
+            eval_train_images: f.eval_train_images,
+            eval_test_images: f.eval_test_images,
+            synthetic_train: f.synthetic_train,
+            synthetic_size: f.synthetic_size,
+        })
+    }
 }
 
 impl TrainConfig {
@@ -129,6 +198,36 @@ impl TrainConfig {
     pub fn defaults(method: Method, data: &str) -> TrainConfig {
         let grey = data.starts_with("fashion-mnist") || data.starts_with("mnist");
         let synthetic = data == "synthetic";
+        // The references' projectors, scaled to the ConvNet's 128-d
+        // representation: three 512-wide layers for the methods whose
+        // loss regularises the embedding; BYOL projects to a narrow 128-d
+        // space through one 512-wide hidden layer (4096-256 on ResNet-50
+        // in the paper) and predicts it through the same shape; SimSiam's
+        // predictor is a bottleneck (512 -> 128 -> 512, as 2048 -> 512 ->
+        // 2048 in the paper).
+        let objective = match method {
+            Method::Vicreg => ObjectiveConfig::Vicreg {
+                projector: vec![512, 512, 512],
+                coefficients: [25.0, 25.0, 1.0],
+            },
+            Method::Simclr => ObjectiveConfig::Simclr {
+                projector: vec![512, 512, 512],
+                temperature: 0.2,
+            },
+            Method::Barlow => ObjectiveConfig::Barlow {
+                projector: vec![512, 512, 512],
+                lambda: 0.0051,
+            },
+            Method::Byol => ObjectiveConfig::Byol {
+                projector: vec![512, 128],
+                predictor: vec![512, 128],
+                ema_momentum: 0.99,
+            },
+            Method::Simsiam => ObjectiveConfig::Simsiam {
+                projector: vec![512, 512, 512],
+                predictor: vec![128, 512],
+            },
+        };
         // AdamW: LARS with the references' trust coefficient (0.001) moves
         // each layer by about lr x 0.001 of its norm per step, tuned for
         // hundreds of epochs; in the few epochs a run here has it barely
@@ -137,6 +236,8 @@ impl TrainConfig {
             Method::Vicreg => ("adamw", 1e-3, 1e-4),
             Method::Simclr => ("adamw", 1e-3, 1e-6),
             Method::Barlow => ("adamw", 1e-3, 1.5e-6),
+            Method::Byol => ("adamw", 1e-3, 1.5e-6),
+            Method::Simsiam => ("adamw", 1e-3, 1e-4),
         };
         // On 28 x 28 grey images the ConvNet learns faster at 2e-3: VICReg's
         // kNN after one Fashion-MNIST epoch rose by about 0.4 points.
@@ -166,13 +267,15 @@ impl TrainConfig {
         } else if synthetic {
             "position-preserving"
         } else {
-            method.name()
+            match method {
+                Method::Simclr => "simclr",
+                _ => "vicreg",
+            }
         };
         TrainConfig {
-            method,
+            objective,
             data: data.to_string(),
             encoder: EncoderKind::ConvNet,
-            projector: vec![512, 512, 512],
             // The synthetic default finishes in minutes on a CPU driver.
             epochs: if synthetic { 2 } else { 5 },
             // More, smaller steps on the synthetic default's small budget.
@@ -186,15 +289,42 @@ impl TrainConfig {
             warmup_epochs,
             augment: augment.to_string(),
             seed: 0,
-            vicreg_coefficients: [25.0, 25.0, 1.0],
-            temperature: 0.2,
-            barlow_lambda: 0.0051,
             eval_train_images: if synthetic { 0 } else { 10_000 },
             eval_test_images: if synthetic { 0 } else { 2_000 },
             synthetic_train: 4096,
             // 16 x 16 keeps the default run within minutes on a CPU driver.
             synthetic_size: 16,
         }
+    }
+
+    /// The optimiser with this run's rule and hyper-parameters, no state yet.
+    pub fn build_optimizer(&self) -> Result<Optimizer> {
+        let rule = match self.optimizer.parse::<Rule>()? {
+            Rule::Lars { momentum, .. } => Rule::Lars {
+                momentum,
+                eta: self.trust_coefficient,
+            },
+            Rule::AdamW { beta1, eps, .. } => Rule::AdamW {
+                beta1,
+                beta2: self.adam_beta2,
+                eps,
+            },
+            other => other,
+        };
+        Ok(Optimizer::new(rule, self.weight_decay))
+    }
+
+    /// The training views' augmentation for images of `channels` channels:
+    /// the preset, normalised as the data set is.
+    pub fn augmentation(&self, channels: usize) -> Result<AugmentConfig> {
+        let mut augment = AugmentConfig::preset(self.augment.parse::<Preset>()?);
+        augment.normalize = super::features::normalize_for(&self.data, channels);
+        Ok(augment)
+    }
+
+    /// The method of the run.
+    pub fn method(&self) -> Method {
+        self.objective.method()
     }
 
     /// The learning rate the run uses: `base_lr * batch_size / 256`.
@@ -229,40 +359,25 @@ impl TrainConfig {
                 self.warmup_epochs
             ));
         }
-        if self.projector.is_empty() || self.projector.contains(&0) {
-            return bad(format!(
-                "--projector needs one or more positive widths, got {:?}",
-                self.projector
-            ));
-        }
-        crate::optim::Rule::from_name(&self.optimizer)?;
+        self.optimizer.parse::<Rule>()?;
         if !(self.adam_beta2 > 0.0 && self.adam_beta2 < 1.0) {
             return bad(format!(
                 "--adam-beta2 must be in (0, 1), got {}",
                 self.adam_beta2
             ));
         }
-        self.augment.parse::<crate::augment::Preset>()?;
-        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
-            return bad(format!(
-                "the temperature must be positive, got {}",
-                self.temperature
-            ));
-        }
-        Ok(())
+        self.augment.parse::<Preset>()?;
+        self.objective.validate()
     }
 
     /// One line per setting, printed at the start of a run.
     pub fn describe(&self) -> String {
-        let proj: Vec<String> = self.projector.iter().map(|d| d.to_string()).collect();
         let mut s = format!(
-            "method {} | data {} | encoder {} ({}-d) | projector {}-{}\n",
-            self.method.name(),
+            "{} | data {} | encoder {} ({}-d)\n",
+            self.objective.describe(self.encoder.dim()),
             self.data,
-            self.encoder.name(),
+            self.encoder,
             self.encoder.dim(),
-            self.encoder.dim(),
-            proj.join("-"),
         );
         s += &format!(
             "epochs {} | batch {} | {} lr {} (base {} x {}/256) | weight decay {} | warm-up {} epochs\n",
@@ -278,17 +393,7 @@ impl TrainConfig {
         if self.optimizer == "adamw" {
             s += &format!("adamw betas 0.9 {} | ", self.adam_beta2);
         }
-        s += &format!("augment {} | seed {} | ", self.augment, self.seed);
-        s += &match self.method {
-            Method::Vicreg => format!(
-                "coefficients invariance {} variance {} covariance {}",
-                self.vicreg_coefficients[0],
-                self.vicreg_coefficients[1],
-                self.vicreg_coefficients[2]
-            ),
-            Method::Simclr => format!("temperature {}", self.temperature),
-            Method::Barlow => format!("lambda {}", self.barlow_lambda),
-        };
+        s += &format!("augment {} | seed {}", self.augment, self.seed);
         s
     }
 }

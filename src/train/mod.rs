@@ -1,5 +1,5 @@
 //! `darkmatter train`: self-supervised training end to end — data, GPU
-//! augmentation, encoder and projector on the tape, fused loss, fused
+//! augmentation, the objective's parts and loss on the tape, fused
 //! optimiser update, per-epoch evaluation, metrics, checkpoints and plots.
 
 pub mod checkpoint;
@@ -16,14 +16,15 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::augment::{AugmentConfig, Preset};
+use crate::augment::AugmentConfig;
 use crate::data::{self, Dataset, Loader, LoaderConfig, Split, SyntheticConfig, SyntheticDataset};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{Arch, Module};
-use crate::optim::{Optimizer, Rule, WarmupCosine};
+use crate::objectives::Objective;
+use crate::optim::{Optimizer, WarmupCosine};
 
-pub use config::{EncoderKind, Method, TrainConfig};
+pub use crate::objectives::Method;
+pub use config::{EncoderKind, TrainConfig};
 pub use features::Evaluation;
 pub use metrics::EpochRecord;
 
@@ -41,21 +42,6 @@ pub fn open_data(spec: &str, split: Split, config: &TrainConfig) -> Result<Arc<d
     Ok(data::open(spec, split)?)
 }
 
-/// The architectures of a run's two parts.
-pub fn architectures(config: &TrainConfig, channels: usize) -> (Arch, Arch) {
-    let encoder = match config.encoder {
-        EncoderKind::ConvNet => Arch::ConvNet {
-            in_channels: channels,
-        },
-        EncoderKind::ResNet18 => Arch::ResNet18 {
-            in_channels: channels,
-        },
-    };
-    let mut dims = vec![config.encoder.dim()];
-    dims.extend(&config.projector);
-    (encoder, Arch::Projector { dims })
-}
-
 /// What a finished run reports.
 #[derive(Debug)]
 pub struct Summary {
@@ -71,8 +57,7 @@ pub struct Trainer {
     out: PathBuf,
     train: Arc<dyn Dataset>,
     test: Arc<dyn Dataset>,
-    encoder: Box<dyn Module>,
-    projector: Box<dyn Module>,
+    objective: Box<dyn Objective>,
     optimizer: Optimizer,
     augment: AugmentConfig,
     normalize: crate::augment::Normalize,
@@ -101,33 +86,18 @@ impl Trainer {
             ));
         }
         checkpoint::prepare_out_dir(out)?;
-        let (enc_arch, proj_arch) = architectures(&config, train.channels());
-        let encoder = enc_arch.build(gpu, config.seed)?;
-        let projector = proj_arch.build(gpu, config.seed.wrapping_add(1))?;
+        let encoder = config.encoder.arch(train.channels());
+        let objective = config.objective.build(gpu, &encoder, config.seed)?;
         let normalize = features::normalize_for(&config.data, train.channels());
-        let mut augment = AugmentConfig::preset(config.augment.parse::<Preset>()?);
-        augment.normalize = normalize;
-        let rule = match Rule::from_name(&config.optimizer)? {
-            Rule::Lars { momentum, .. } => Rule::Lars {
-                momentum,
-                eta: config.trust_coefficient,
-            },
-            Rule::AdamW { beta1, eps, .. } => Rule::AdamW {
-                beta1,
-                beta2: config.adam_beta2,
-                eps,
-            },
-            other => other,
-        };
+        let augment = config.augmentation(train.channels())?;
         Ok(Trainer {
             gpu: gpu.clone(),
-            optimizer: Optimizer::new(rule, config.weight_decay),
+            optimizer: config.build_optimizer()?,
             config,
             out: out.to_path_buf(),
             train,
             test,
-            encoder,
-            projector,
+            objective,
             augment,
             normalize,
             epoch: 0,
@@ -142,15 +112,13 @@ impl Trainer {
     pub fn resume(gpu: &Gpu, out: &Path) -> Result<Trainer> {
         let saved = checkpoint::load(gpu, out)?;
         let mut t = Trainer::new(gpu, saved.config.clone(), out)?;
-        t.encoder = saved.encoder;
-        t.projector = saved.projector;
-        let (enc_arch, proj_arch) = architectures(&t.config, t.train.channels());
-        if t.encoder.arch() != enc_arch || t.projector.arch() != proj_arch {
+        if saved.encoder_arch != t.config.encoder.arch(t.train.channels()) {
             return Err(Error::invalid(
                 "resume",
-                "the checkpoint's architecture does not match its configuration",
+                "the checkpoint's encoder does not match its configuration",
             ));
         }
+        t.objective = saved.objective;
         t.optimizer.load_state(saved.step, saved.optimizer_state)?;
         t.epoch = saved.epoch;
         t.step = saved.step;
@@ -195,7 +163,7 @@ impl Trainer {
         let bs = self.config.batch_size;
         let a = features::representations(
             &self.gpu,
-            self.encoder.as_mut(),
+            self.objective.encoder(),
             &self.train,
             &tr,
             self.normalize,
@@ -203,7 +171,7 @@ impl Trainer {
         )?;
         let b = features::representations(
             &self.gpu,
-            self.encoder.as_mut(),
+            self.objective.encoder(),
             &self.test,
             &te,
             self.normalize,
@@ -263,6 +231,8 @@ impl Trainer {
         )?;
         let schedule = self.schedule();
         let per_epoch = self.steps_per_epoch();
+        let total_steps = schedule.total_steps;
+        let spec = self.config.objective.input();
         let mut log = metrics::MetricsLog::open(&self.out.join("metrics.jsonl"))?;
         let mut last = None;
         let end = self
@@ -288,15 +258,21 @@ impl Trainer {
             let mut images = 0usize;
             for batch in loader.epoch(epoch as u64) {
                 let lr = schedule.at(self.step);
+                let input = step::input(
+                    &self.gpu,
+                    spec,
+                    &batch,
+                    &self.augment,
+                    self.config.seed,
+                    self.step,
+                )?;
                 let mut ctx = step::StepContext {
                     gpu: &self.gpu,
-                    config: &self.config,
-                    augment: &self.augment,
-                    encoder: self.encoder.as_mut(),
-                    projector: self.projector.as_mut(),
+                    objective: self.objective.as_mut(),
                     optimizer: &mut self.optimizer,
+                    total_steps,
                 };
-                let next = step::train_step(&mut ctx, &batch, self.step, lr)?;
+                let next = step::train_step(&mut ctx, &input, self.step, lr)?;
                 self.step += 1;
                 images += batch.len();
                 // Read the previous step's losses while this one runs.
@@ -343,8 +319,7 @@ impl Trainer {
         checkpoint::State {
             dir: &self.out,
             config: &self.config,
-            encoder: self.encoder.as_ref(),
-            projector: self.projector.as_ref(),
+            objective: self.objective.as_ref(),
             optimizer: &self.optimizer,
             epoch: self.epoch,
             step: self.step,

@@ -1,6 +1,9 @@
-//! One training step: augment, forward both views, loss, backward, update —
-//! recorded into one batch and submitted once. The loss terms and the
-//! gradient norm come back asynchronously and are read a step later.
+//! One training step, the same for every objective: build the input the
+//! objective asks for, record its forward and loss, walk the tape back,
+//! update the trained parts, let the objective update the rest (an EMA
+//! target), all recorded into one batch and submitted once. The loss terms
+//! and the gradient norm come back asynchronously and are read a step
+//! later.
 
 use crate::augment::{self, AugmentConfig, U8Batch};
 use crate::autograd::Tape;
@@ -8,12 +11,9 @@ use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Readback};
 use crate::kernels::{elementwise as ew, reduce};
-use crate::loss::{self, BarlowConfig, InfoNceConfig, LossVariant, VicregConfig};
-use crate::nn::Module;
+use crate::objectives::{InputSpec, Objective, Role, StepInput};
 use crate::optim::{Optimizer, Param};
 use crate::tensor::Tensor;
-
-use super::config::{Method, TrainConfig};
 
 /// The losses of a step once they are on the CPU.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -73,14 +73,36 @@ impl PendingLosses {
     }
 }
 
-/// Everything a step needs besides the batch.
+/// The input `spec` asks for, from a batch of `u8` images: two augmented
+/// views drawn on the device with the keyed parameters of `(seed, step)`.
+pub fn input(
+    gpu: &Gpu,
+    spec: InputSpec,
+    batch: &Batch,
+    augment: &AugmentConfig,
+    seed: u64,
+    step: u64,
+) -> Result<StepInput> {
+    let images = U8Batch::from_batch(gpu, batch)?;
+    match spec {
+        InputSpec::Views(2) => Ok(StepInput::Views(
+            augment::views(&images, augment, seed, step)?.to_vec(),
+        )),
+        InputSpec::Views(n) => Err(Error::invalid(
+            "train",
+            format!("the augmentation draws two views per image, not {n}"),
+        )),
+    }
+}
+
+/// Everything a step needs besides its input.
 pub struct StepContext<'a> {
     pub gpu: &'a Gpu,
-    pub config: &'a TrainConfig,
-    pub augment: &'a AugmentConfig,
-    pub encoder: &'a mut dyn Module,
-    pub projector: &'a mut dyn Module,
+    pub objective: &'a mut dyn Objective,
     pub optimizer: &'a mut Optimizer,
+    /// Steps in the whole run, for schedules after the update (BYOL's
+    /// momentum).
+    pub total_steps: u64,
 }
 
 /// True for parameters that LARS and weight decay skip: biases and the
@@ -92,92 +114,58 @@ fn excluded(t: &Tensor) -> bool {
 /// Records one step and returns the readbacks of its losses.
 pub fn train_step(
     ctx: &mut StepContext<'_>,
-    batch: &Batch,
+    input: &StepInput,
     step: u64,
     lr: f32,
 ) -> Result<PendingLosses> {
-    let images = U8Batch::from_batch(ctx.gpu, batch)?;
-    let [view_a, view_b] = augment::views(&images, ctx.augment, ctx.config.seed, step)?;
+    step_with_gradients(ctx, input, step, lr).map(|(pending, _)| pending)
+}
+
+/// [`train_step`], also returning the gradient of every trained parameter
+/// by name (`encoder.conv1.weight`, ...), as the update used it.
+pub fn step_with_gradients(
+    ctx: &mut StepContext<'_>,
+    input: &StepInput,
+    step: u64,
+    lr: f32,
+) -> Result<(PendingLosses, Vec<(String, Tensor)>)> {
     let mut tape = Tape::new(ctx.gpu);
-    let xa = tape.constant(&view_a)?;
-    let xb = tape.constant(&view_b)?;
-    let ha = ctx.encoder.forward(&mut tape, xa, true)?;
-    let za = ctx.projector.forward(&mut tape, ha, true)?;
-    let hb = ctx.encoder.forward(&mut tape, xb, true)?;
-    let zb = ctx.projector.forward(&mut tape, hb, true)?;
+    let recorded = ctx.objective.record(&mut tape, input)?;
+    let loss_value = tape.value(recorded.loss)?.clone();
+    let grads = tape.backward(recorded.loss)?;
 
-    let c = ctx.config;
-    let (loss, terms): (_, Vec<(&'static str, Tensor)>) = match c.method {
-        Method::Vicreg => {
-            let cfg = VicregConfig {
-                invariance_weight: c.vicreg_coefficients[0],
-                variance_weight: c.vicreg_coefficients[1],
-                covariance_weight: c.vicreg_coefficients[2],
-                ..VicregConfig::default()
-            };
-            let out = loss::vicreg(&mut tape, za, zb, &cfg, LossVariant::Fused)?;
-            (
-                out.loss,
-                vec![
-                    ("invariance", out.invariance),
-                    ("variance", out.variance),
-                    ("covariance", out.covariance),
-                ],
-            )
-        }
-        Method::Simclr => {
-            let cfg = InfoNceConfig {
-                temperature: c.temperature,
-            };
-            (
-                loss::infonce(&mut tape, za, zb, &cfg, LossVariant::Fused)?,
-                vec![],
-            )
-        }
-        Method::Barlow => {
-            let cfg = BarlowConfig {
-                lambda: c.barlow_lambda,
-                ..BarlowConfig::default()
-            };
-            (
-                loss::barlow_twins(&mut tape, za, zb, &cfg, LossVariant::Fused)?,
-                vec![],
-            )
-        }
-    };
-    let loss_value = tape.value(loss)?.clone();
-    let grads = tape.backward(loss)?;
-
-    let mut names = Vec::new();
     let mut values = Vec::new();
     let mut gradients = Vec::new();
-    for (prefix, module) in [("encoder", &*ctx.encoder), ("projector", &*ctx.projector)] {
-        for (name, p) in module.parameters() {
+    for part in ctx.objective.parts() {
+        if part.role != Role::Trained {
+            continue;
+        }
+        for (name, p) in part.module.parameters() {
+            let full = format!("{}.{name}", part.name);
             let var = p
                 .var()
-                .ok_or_else(|| Error::invalid("train", format!("{prefix}.{name} was not used")))?;
-            let g = grads.get(var).ok_or_else(|| {
-                Error::invalid("train", format!("no gradient for {prefix}.{name}"))
-            })?;
-            names.push(format!("{prefix}.{name}"));
+                .filter(|&v| tape.owns(v))
+                .ok_or_else(|| Error::invalid("train", format!("{full} was not used")))?;
+            let g = grads
+                .get(var)
+                .ok_or_else(|| Error::invalid("train", format!("no gradient for {full}")))?;
             values.push(p.tensor.clone());
-            gradients.push(g.clone());
+            gradients.push((full, g.clone()));
         }
     }
     // The squared gradient norm, summed on the device: one scalar comes back.
     let mut norm2: Option<Tensor> = None;
-    for g in &gradients {
+    for (_, g) in &gradients {
         let s = reduce::sum_squares_all(g)?;
         norm2 = Some(match norm2 {
             Some(acc) => ew::binary(&acc, &s, ew::BinaryOp::Add)?,
             None => s,
         });
     }
-    let params: Vec<Param<'_>> = names
+    let params: Vec<Param<'_>> = gradients
         .iter()
         .zip(&values)
-        .zip(&gradients)
-        .map(|((name, value), grad)| Param {
+        .map(|((name, grad), value)| Param {
             name,
             value,
             grad,
@@ -185,17 +173,22 @@ pub fn train_step(
         })
         .collect();
     ctx.optimizer.step(&params, lr)?;
+    ctx.objective.after_update(step, ctx.total_steps)?;
 
     let pending = PendingLosses {
         step,
         lr,
         loss: loss_value.read_async(),
-        terms: terms.iter().map(|(n, t)| (*n, t.read_async())).collect(),
+        terms: recorded
+            .terms
+            .iter()
+            .map(|(n, t)| (*n, t.read_async()))
+            .collect(),
         grad_norm2: norm2
             .ok_or_else(|| Error::invalid("train", "the model has no parameters"))?
             .read_async(),
     };
     // One submit for the whole step.
     ctx.gpu.submit();
-    Ok(pending)
+    Ok((pending, gradients))
 }

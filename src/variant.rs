@@ -1,0 +1,50 @@
+//! The names of the kernel variants that sit side by side: which matmul and
+//! which convolution kernel to run. A leaf module: the device layer reads
+//! an override from the environment (`DARKMATTER_MATMUL`) and the kernels
+//! choose a default (`default_for` in `kernels::matmul` and
+//! `kernels::conv2d`), so both depend on these names and neither on the other.
+
+use crate::named::named_enum;
+
+named_enum! {
+    /// The matmul kernels, each a file under `shaders/matmul/`.
+    pub enum MatmulVariant("matmul variant") {
+        /// One output per invocation: the readable reference and the baseline.
+        Naive = "naive",
+        /// 64 x 64 workgroup-memory tiles, 4 x 4 outputs per invocation.
+        Tiled = "tiled",
+        /// Barrier-free 8 x 16 register blocks: the default on GPUs.
+        Blocked = "blocked",
+        /// Barrier-free 16 x 16 register blocks reading operands packed into
+        /// textures: the default on CPU adapters.
+        Texture = "texture",
+    }
+}
+
+named_enum! {
+    /// The convolution kernels, side by side under `shaders/conv2d/`.
+    pub enum ConvVariant("convolution variant") {
+        /// One output (or gradient) element per invocation: the readable
+        /// reference and the benches' baseline.
+        Direct = "direct",
+        /// im2col on the fly inside a barrier-free 8 x 16 register-blocked GEMM.
+        ImplicitGemm = "implicit_gemm",
+        /// An explicit im2col (or col2im) pass plus the device's default
+        /// matmul: the convolution inherits the fastest matrix product
+        /// (`texture` on CPU adapters), at the cost of materialising the
+        /// patch matrix.
+        Im2col = "im2col",
+    }
+}
+
+named_enum! {
+    /// One pass of a convolution, for `ConvVariant::default_for`.
+    pub enum ConvPass("convolution pass") {
+        /// `conv2d`: the output from the input and the weights.
+        Forward = "fwd",
+        /// `conv2d_backward_input`: dL/dx.
+        InputGrad = "dx",
+        /// `conv2d_backward_weight`: dL/dw.
+        WeightGrad = "dw",
+    }
+}
