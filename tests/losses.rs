@@ -13,6 +13,8 @@ enum Loss {
     Vicreg(VicregConfig),
     InfoNce(InfoNceConfig),
     Barlow(BarlowConfig),
+    /// The mean row-wise cosine similarity (BYOL's and SimSiam's loss).
+    Cosine,
 }
 
 /// The loss, its gradients w.r.t. za and zb and (VICReg) its three terms.
@@ -39,6 +41,7 @@ fn run_on(gpu: &Gpu, l: Loss, v: LossVariant, za: &[f32], zb: &[f32], n: usize, 
         }
         Loss::InfoNce(cfg) => (loss::infonce(&mut tape, a, b, &cfg, v).unwrap(), None),
         Loss::Barlow(cfg) => (loss::barlow_twins(&mut tape, a, b, &cfg, v).unwrap(), None),
+        Loss::Cosine => (loss::cosine_similarity(&mut tape, a, b, v).unwrap(), None),
     };
     let value = tape.value(out).unwrap().item().unwrap();
     let grads = tape.backward(out).unwrap();
@@ -146,11 +149,26 @@ fn barlow_ref(za: &[f64], zb: &[f64], n: usize, d: usize, c: &BarlowConfig) -> f
     loss
 }
 
+/// mean_i (p_i . z_i) / (|p_i| |z_i|).
+fn cosine_ref(p: &[f64], z: &[f64], n: usize, d: usize) -> f64 {
+    (0..n)
+        .map(|i| {
+            let (a, b) = (&p[i * d..(i + 1) * d], &z[i * d..(i + 1) * d]);
+            let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+            dot / (na * nb)
+        })
+        .sum::<f64>()
+        / n as f64
+}
+
 fn reference(l: Loss, za: &[f64], zb: &[f64], n: usize, d: usize) -> f64 {
     match l {
         Loss::Vicreg(c) => vicreg_ref(za, zb, n, d, &c)[0],
         Loss::InfoNce(c) => infonce_ref(za, zb, n, d, c.temperature as f64),
         Loss::Barlow(c) => barlow_ref(za, zb, n, d, &c),
+        Loss::Cosine => cosine_ref(za, zb, n, d),
     }
 }
 
@@ -321,6 +339,34 @@ fn barlow_matches_reference() {
 }
 
 #[test]
+fn cosine_similarity_matches_reference() {
+    check_loss(Loss::Cosine, None, 10);
+    check_loss(Loss::Cosine, Some(0.05), 11);
+}
+
+/// With a stop-gradient on one side (BYOL's target, SimSiam's other
+/// branch) only the other side gets a gradient, and it is the same as
+/// without the stop-gradient.
+#[test]
+fn cosine_similarity_with_a_detached_target() {
+    let (n, d) = (13, 37);
+    let mut rng = Rng::new(12);
+    let (p, z) = views(&mut rng, n, d, None);
+    let both = run(Loss::Cosine, LossVariant::Fused, &p, &z, n, d);
+    for v in LossVariant::ALL {
+        let mut tape = Tape::new(gpu());
+        let a = tape.param(&upload(&p, &[n, d])).unwrap();
+        let b = tape.param(&upload(&z, &[n, d])).unwrap();
+        let b_stopped = tape.detach(b).unwrap();
+        let out = loss::cosine_similarity(&mut tape, a, b_stopped, v).unwrap();
+        let grads = tape.backward(out).unwrap();
+        assert!(grads.get(b).is_none(), "{v:?}: no gradient through detach");
+        let got = grads.get(a).unwrap().to_vec().unwrap();
+        assert_close(&got, &to64(&both.dza), 1e-5, 1e-7, &format!("{v:?}: dp"));
+    }
+}
+
+#[test]
 fn bad_inputs_are_typed_errors() {
     let mut rng = Rng::new(9);
     let mut tape = Tape::new(gpu());
@@ -380,6 +426,7 @@ fn fused_losses_fit_a_small_binding_limit() {
             Loss::Vicreg(c) => loss::vicreg(&mut tape, a, b, &c, LossVariant::Unfused).err(),
             Loss::InfoNce(c) => loss::infonce(&mut tape, a, b, &c, LossVariant::Unfused).err(),
             Loss::Barlow(c) => loss::barlow_twins(&mut tape, a, b, &c, LossVariant::Unfused).err(),
+            Loss::Cosine => unreachable!("holds no N x N or D x D matrix"),
         };
         assert!(matches!(e, Some(Error::Limit { .. })), "{l:?}: {e:?}");
         let f = run_on(&small, l, LossVariant::Fused, &za, &zb, n, d);

@@ -113,9 +113,46 @@ fn run(rule: Rule) {
             .iter()
             .all(|(n, _)| n.starts_with("weight.") || n.starts_with("bias."))
     );
+    // Through the host, as a checkpoint stores it.
+    let saved: Vec<(String, darkmatter::Tensor)> = state
+        .iter()
+        .map(|(n, t)| (n.clone(), upload(&t.to_vec().unwrap(), t.shape())))
+        .collect();
     let mut restored = Optimizer::new(rule, wd as f32);
-    restored.load_state(opt.steps(), state).unwrap();
+    restored.load_state(opt.steps(), saved).unwrap();
     assert_eq!(restored.state_tensors().len(), expected);
+    // One more step from the restored state gives the same bits as one
+    // more step of the original.
+    let copies: Vec<darkmatter::Tensor> = values
+        .iter()
+        .map(|v| upload(&v.to_vec().unwrap(), v.shape()))
+        .collect();
+    let grads: Vec<(Vec<f32>, darkmatter::Tensor)> =
+        shapes.iter().map(|(_, s, _)| random(&mut rng, s)).collect();
+    for (opt, targets) in [(&mut opt, &values), (&mut restored, &copies)] {
+        let params: Vec<Param> = shapes
+            .iter()
+            .zip(targets)
+            .zip(&grads)
+            .map(|(((name, _, exclude), v), (_, g))| Param {
+                name,
+                value: v,
+                grad: g,
+                exclude: *exclude,
+            })
+            .collect();
+        opt.step(&params, 0.2).unwrap();
+    }
+    for (k, (v, c)) in values.iter().zip(&copies).enumerate() {
+        let (a, b) = (v.to_vec().unwrap(), c.to_vec().unwrap());
+        let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+        assert_eq!(
+            bits(&a),
+            bits(&b),
+            "{} param {k} after a restored step",
+            rule.name()
+        );
+    }
 }
 
 #[test]

@@ -149,13 +149,59 @@ fn a_short_run_writes_everything_and_learns() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Rewrites a checkpoint's metadata as files written before the objective
+/// was a type: a flat configuration (`method`, `projector`,
+/// `vicreg_coefficients`, `temperature`, `barlow_lambda`) and architectures
+/// without `widths` or `output_norm`.
+fn downgrade(dir: &Path) {
+    use safetensors::SafeTensors;
+    let path = dir.join("checkpoint.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&meta["darkmatter.config"]).unwrap();
+    let objective = config.as_object_mut().unwrap().remove("objective").unwrap();
+    assert_eq!(objective["method"], "vicreg");
+    let c = config.as_object_mut().unwrap();
+    c.insert("method".into(), "vicreg".into());
+    c.insert("projector".into(), objective["projector"].clone());
+    c.insert(
+        "vicreg_coefficients".into(),
+        objective["coefficients"].clone(),
+    );
+    c.insert("temperature".into(), 0.2.into());
+    c.insert("barlow_lambda".into(), 0.0051.into());
+    meta.insert("darkmatter.config".into(), config.to_string());
+    let mut parts: serde_json::Value = serde_json::from_str(&meta["darkmatter.parts"]).unwrap();
+    for p in parts.as_array_mut().unwrap() {
+        let arch = p["arch"].as_object_mut().unwrap();
+        arch.remove("widths");
+        arch.remove("output_norm");
+    }
+    meta.insert("darkmatter.parts".into(), parts.to_string());
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> = file
+        .names()
+        .into_iter()
+        .map(|n| (n.to_string(), file.tensor(n).unwrap()))
+        .collect();
+    std::fs::write(&path, safetensors::serialize(tensors, Some(meta)).unwrap()).unwrap();
+}
+
 #[test]
 fn resuming_gives_the_metrics_of_an_uninterrupted_run() {
-    let (a, b) = (scratch("whole"), scratch("halves"));
+    let (a, b, c) = (scratch("whole"), scratch("halves"), scratch("old"));
     run(&[TINY, &["--out", a.to_str().unwrap()]].concat());
     run(&[TINY, &["--out", b.to_str().unwrap(), "--stop-after", "1"]].concat());
     assert_eq!(epochs(&b).len(), 1);
+    // A copy of the interrupted run as an older version wrote it.
+    std::fs::create_dir_all(&c).unwrap();
+    for f in ["metrics.jsonl", "checkpoint.safetensors"] {
+        std::fs::copy(b.join(f), c.join(f)).unwrap();
+    }
+    downgrade(&c);
     run(&["train", "--resume", b.to_str().unwrap()]);
+    run(&["train", "--resume", c.to_str().unwrap()]);
     let strip = |rs: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
         rs.into_iter()
             .map(|mut r| {
@@ -165,8 +211,37 @@ fn resuming_gives_the_metrics_of_an_uninterrupted_run() {
             .collect()
     };
     assert_eq!(strip(records(&a)), strip(records(&b)));
-    let _ = std::fs::remove_dir_all(&a);
-    let _ = std::fs::remove_dir_all(&b);
+    assert_eq!(strip(records(&a)), strip(records(&c)));
+    for d in [a, b, c] {
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
+
+/// `config.json` as written before the objective was a type loads into the
+/// same configuration the flags give today.
+#[test]
+fn an_old_config_file_still_loads() {
+    use darkmatter::objectives::ObjectiveConfig;
+    use darkmatter::train::{Method, TrainConfig};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config-v1.json");
+    let old: TrainConfig = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(
+        old.objective,
+        ObjectiveConfig::Vicreg {
+            projector: vec![64, 64],
+            coefficients: [25.0, 25.0, 1.0]
+        }
+    );
+    let mut want = TrainConfig::defaults(Method::Vicreg, "synthetic");
+    want.objective = old.objective.clone();
+    want.epochs = 2;
+    want.batch_size = 32;
+    want.seed = 5;
+    want.synthetic_train = 256;
+    assert_eq!(old, want);
+    // And today's format round-trips.
+    let json = serde_json::to_string(&want).unwrap();
+    assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), want);
 }
 
 /// Runs a command that must fail with exit code 2 and a one-line error

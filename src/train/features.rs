@@ -46,7 +46,9 @@ pub fn subset(len: usize, limit: usize) -> Vec<usize> {
 }
 
 /// The representation `[indices.len(), D]` of the chosen images, encoder in
-/// evaluation mode, images resized to nothing and normalised only.
+/// evaluation mode, images resized to nothing and normalised only. Each
+/// batch runs on a [`Tape::no_grad`]: no node keeps a tensor for a
+/// backward, and every activation goes back to the pool with the tape.
 pub fn representations(
     gpu: &Gpu,
     encoder: &mut dyn Module,
@@ -68,7 +70,7 @@ pub fn representations(
         }
         let batch = U8Batch::upload(gpu, &images, [chunk.len(), h, w, c])?;
         let [x, _] = augment::views(&batch, &config, 0, 0)?;
-        let mut tape = Tape::new(gpu);
+        let mut tape = Tape::no_grad(gpu);
         let xv = tape.constant(&x)?;
         let r = encoder.forward(&mut tape, xv, false)?;
         let t = tape.value(r)?.clone();
