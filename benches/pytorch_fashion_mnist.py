@@ -1,7 +1,10 @@
 """VICReg on Fashion-MNIST in PyTorch on the CPU, mirroring `darkmatter train
 --data fashion-mnist`: the ConvNet encoder, a 128-512-512-512 projector,
 VICReg 25/25/1 (or `method=barlow`: Barlow Twins, lambda 0.0051;
-`method=simclr`: InfoNCE, tau 0.2), AdamW (betas 0.9, 0.99) with a
+`method=simclr`: InfoNCE, tau 0.2; `method=byol`: a 128-512-128 projector
+and predictor, an EMA target with momentum `ema` rising to 1;
+`method=simsiam`: a 128-512-512-512 projector with a batch-normalised
+output, a 512-128-512 predictor, stop-gradient), AdamW (betas 0.9, 0.99) with a
 0.3-epoch linear warm-up and a cosine decay, batch 256, the `light`
 augmentation (crop 0.3-1 of the area at sub-pixel positions, flip,
 brightness then contrast 0.8, each clamped to [0, 1], Gaussian noise 0.05
@@ -18,6 +21,8 @@ dataset-fashion-mnist.
     python3 benches/pytorch_fashion_mnist.py crop=torchvision      # whole-pixel crop boxes
     python3 benches/pytorch_fashion_mnist.py method=barlow lr=0.001 weight_decay=1.5e-6
     python3 benches/pytorch_fashion_mnist.py method=simclr lr=0.001 weight_decay=1e-6
+    python3 benches/pytorch_fashion_mnist.py method=byol lr=0.001 weight_decay=1.5e-6 ema=0.99
+    python3 benches/pytorch_fashion_mnist.py method=simsiam lr=0.001 weight_decay=1e-4
     python3 benches/pytorch_fashion_mnist.py --baselines           # raw pixels, random init
     python3 benches/pytorch_fashion_mnist.py --checkpoint runs/x/checkpoint.safetensors
 
@@ -27,6 +32,7 @@ file's ConvNet and prints its kNN accuracy, which should match the
 
 Every `key=value` overrides a field of CONFIG; one JSON line per epoch.
 """
+import copy
 import gzip
 import json
 import math
@@ -43,7 +49,7 @@ from pytorch_reference import convnet, projector, vicreg
 
 DATA = os.environ.get("FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
 MEAN, STD = 0.2860, 0.3530
-CONFIG = dict(method="vicreg", lr=2e-3, weight_decay=1e-4, beta2=0.99, warmup=0.3, epochs=1, batch=256,
+CONFIG = dict(method="vicreg", projector="512-512-512", predictor="512-128", ema=0.99, lr=2e-3, weight_decay=1e-4, beta2=0.99, warmup=0.3, epochs=1, batch=256,
               seed=0, crop_min=0.3, flip=0.5, rotation=0.0, jitter=0.8, jitter_p=1.0, noise_p=0.5,
               noise_std=0.05,
               jitter_order="fixed", jitter_clamp="each",
@@ -73,6 +79,53 @@ def simclr(za, zb, tau=0.2):
 
 
 LOSSES = dict(vicreg=vicreg, barlow=barlow, simclr=simclr)
+
+
+def widths(text):
+    return [int(w) for w in text.split("-")]
+
+
+def cosine(p, z):
+    return F.cosine_similarity(p, z, dim=1).mean()
+
+
+class Siamese(torch.nn.Module):
+    """BYOL and SimSiam: a predictor after the projector, and either an EMA
+    target (BYOL) or a stop-gradient on the other branch (SimSiam)."""
+
+    def __init__(self, c, encoder, head):
+        super().__init__()
+        self.method, self.encoder, self.head = c["method"], encoder, head
+        z = widths(c["projector"])[-1]
+        self.predictor = projector([z] + widths(c["predictor"]))
+        if self.method == "simsiam":
+            self.head = torch.nn.Sequential(head, torch.nn.BatchNorm1d(z, affine=False))
+        self.target = copy.deepcopy(torch.nn.Sequential(encoder, head)) if self.method == "byol" else None
+        if self.target is not None:
+            self.target.requires_grad_(False)
+
+    def trained(self):
+        return list(self.encoder.parameters()) + list(self.head.parameters()) + list(
+            self.predictor.parameters())
+
+    def loss(self, x1, x2):
+        z1, z2 = self.head(self.encoder(x1)), self.head(self.encoder(x2))
+        p1, p2 = self.predictor(z1), self.predictor(z2)
+        if self.method == "simsiam":
+            return -(cosine(p1, z2.detach()) + cosine(p2, z1.detach())) / 2
+        with torch.no_grad():
+            t1, t2 = self.target(x1), self.target(x2)
+        return (2 - 2 * cosine(p1, t2)) + (2 - 2 * cosine(p2, t1))
+
+    @torch.no_grad()
+    def after_update(self, tau_base, step, total):
+        if self.target is None:
+            return
+        tau = 1 - (1 - tau_base) * (math.cos(math.pi * step / total) + 1) / 2
+        online = torch.nn.Sequential(self.encoder, self.head).state_dict()
+        for k, v in self.target.state_dict().items():
+            if v.dtype.is_floating_point:
+                v.copy_(tau * v + (1 - tau) * online[k])
 
 
 def idx(name):
@@ -207,7 +260,7 @@ def main():
     ytr = idx("train-labels-idx1").long()
     xte = idx("t10k-images-idx3").float().div(255).unsqueeze(1)
     yte = idx("t10k-labels-idx1").long()
-    encoder, head = convnet(1), projector([128, 512, 512, 512])
+    encoder, head = convnet(1), projector([128] + widths(c["projector"]))
     if "--checkpoint" in sys.argv:
         path = sys.argv[sys.argv.index("--checkpoint") + 1]
         load_darkmatter(encoder, path)
@@ -220,8 +273,9 @@ def main():
         print(json.dumps(dict(raw_pixels=raw, random_init=random_init)))
         return
     lr = c["lr"] * c["batch"] / 256
-    opt = torch.optim.AdamW(list(encoder.parameters()) + list(head.parameters()), lr=lr,
-                            betas=(0.9, c["beta2"]), weight_decay=c["weight_decay"])
+    siamese = Siamese(c, encoder, head) if c["method"] in ("byol", "simsiam") else None
+    params = siamese.trained() if siamese else list(encoder.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, c["beta2"]), weight_decay=c["weight_decay"])
     per_epoch = len(xtr) // c["batch"]
     total, warm = per_epoch * c["epochs"], int(c["warmup"] * per_epoch)
     step, start = 0, time.time()
@@ -235,11 +289,16 @@ def main():
             for group in opt.param_groups:
                 group["lr"] = lr * scale
             x = xtr[order[b * c["batch"]:(b + 1) * c["batch"]]]
-            loss = LOSSES[c["method"]](head(encoder(augment(x, c))),
-                                       head(encoder(augment(x, c))))
+            if siamese:
+                loss = siamese.loss(augment(x, c), augment(x, c))
+            else:
+                loss = LOSSES[c["method"]](head(encoder(augment(x, c))),
+                                           head(encoder(augment(x, c))))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if siamese:
+                siamese.after_update(c["ema"], step, total)
             step += 1
         acc = knn(features(encoder, xtr), features(encoder, xte), ytr, yte)
         print(json.dumps(dict(epoch=epoch + 1, knn_top1=acc, seconds=round(time.time() - start),

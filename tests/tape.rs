@@ -152,6 +152,57 @@ fn a_no_grad_tape_keeps_nothing_for_a_backward() {
     assert!(e.to_string().contains("no_grad"), "{e}");
 }
 
+/// `release` hands a no-grad tape's value back at once (the modules call
+/// it on every activation once the next op has read it), leaves a leaf
+/// alone, and changes nothing on a recording tape.
+#[test]
+fn release_frees_values_of_a_no_grad_tape_only() {
+    let x = upload(&[1.0, -2.0, 3.0], &[3]);
+    let mut tape = Tape::no_grad(gpu());
+    let xv = tape.constant(&x).unwrap();
+    let y = tape.relu(xv).unwrap();
+    let z = tape.square(y).unwrap();
+    tape.release(y).unwrap();
+    tape.release(xv).unwrap();
+    assert!(matches!(tape.value(y), Err(Error::Released(_))));
+    assert_eq!(tape.value(xv).unwrap().to_vec().unwrap(), [1.0, -2.0, 3.0]);
+    assert_eq!(tape.value(z).unwrap().to_vec().unwrap(), [1.0, 0.0, 9.0]);
+
+    let mut tape = Tape::new(gpu());
+    let xv = tape.param(&x).unwrap();
+    let y = tape.relu(xv).unwrap();
+    tape.release(y).unwrap();
+    assert!(tape.value(y).is_ok());
+}
+
+/// A no-grad encoder forward holds one layer's activations at a time: its
+/// peak memory stays well below that of the same forward on a recording
+/// tape (which must keep them for the backward).
+#[test]
+fn a_no_grad_forward_does_not_hold_its_activations() {
+    let gpu = darkmatter::Gpu::new().unwrap();
+    let x = Tensor::from_slice(&gpu, &vec![0.5; 32 * 28 * 28], &[32, 1, 28, 28]).unwrap();
+    let mut net = ConvNet::new(&gpu, 1, &mut Init::new(4)).unwrap();
+    let mut peak = |grad: bool| {
+        gpu.sync().unwrap();
+        gpu.reset_peak();
+        let mut tape = if grad {
+            Tape::new(&gpu)
+        } else {
+            Tape::no_grad(&gpu)
+        };
+        let xv = tape.constant(&x).unwrap();
+        let y = net.forward(&mut tape, xv, true).unwrap();
+        tape.value(y).unwrap().to_vec().unwrap();
+        gpu.pool_stats().peak_live_bytes
+    };
+    let (recording, no_grad) = (peak(true), peak(false));
+    assert!(
+        no_grad * 2 < recording,
+        "peak {no_grad} bytes without gradients, {recording} with"
+    );
+}
+
 /// target = m target + (1 - m) online, against f64, on a length that is
 /// not a multiple of the workgroup; m = 1 leaves the target bit for bit.
 #[test]

@@ -188,6 +188,53 @@ fn downgrade(dir: &Path) {
     std::fs::write(&path, safetensors::serialize(tensors, Some(meta)).unwrap()).unwrap();
 }
 
+/// The percentage after `kNN ` on the line starting with `prefix`.
+fn knn_of(stdout: &str, prefix: &str) -> f64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no '{prefix}' line in {stdout}"));
+    let rest = &line[line.find("kNN ").expect("a kNN figure") + 4..];
+    rest[..rest.find('%').unwrap()].trim().parse().unwrap()
+}
+
+/// README's headline claim: self-supervised training makes the encoder's
+/// representation better than the same encoder at its random
+/// initialisation. 96 VICReg steps on 2 048 synthetic 16 x 16 shapes (the
+/// smallest run found to show it; seeds 0, 1 and 2 gain 7.6, 10.6 and 10.6
+/// points on lavapipe).
+#[test]
+fn the_trained_encoder_beats_its_random_initialisation() {
+    let dir = scratch("learns");
+    let out = run(&[
+        "train",
+        "--synthetic-images",
+        "2048",
+        "--synthetic-size",
+        "16",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "3",
+        "--lr",
+        "8e-3",
+        "--projector",
+        "128-128",
+        "--seed",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let random = knn_of(&stdout, "random-init encoder:");
+    let trained = knn_of(&stdout, "trained encoder:");
+    assert!(
+        trained >= random + 3.0,
+        "kNN {trained}% after training, {random}% at random init"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn resuming_gives_the_metrics_of_an_uninterrupted_run() {
     let (a, b, c) = (scratch("whole"), scratch("halves"), scratch("old"));

@@ -141,7 +141,9 @@ impl Tape {
             ));
         };
         let flat = self.reshape(x, &[n, c, h * w])?;
-        self.mean(flat, 2)
+        let pooled = self.mean(flat, 2)?;
+        self.release(flat)?;
+        Ok(pooled)
     }
 
     /// `x · wᵀ + b` for `x` `[B, in]`, `w` `[out, in]` (PyTorch's layout) and
@@ -149,7 +151,11 @@ impl Tape {
     pub fn linear(&mut self, x: Var, w: Var, bias: Option<Var>) -> Result<Var> {
         let y = self.matmul(x, w, false, true)?;
         match bias {
-            Some(b) => self.add(y, b),
+            Some(b) => {
+                let out = self.add(y, b)?;
+                self.release(y)?;
+                Ok(out)
+            }
             None => Ok(y),
         }
     }

@@ -15,8 +15,9 @@
 //!
 //! A tape made with [`Tape::no_grad`] records forwards that keep nothing
 //! for a backward: its parameters need no gradient, so no node saves a
-//! tensor. Evaluation and the forwards of an EMA target run on one, and
-//! drop it (with every activation) as soon as the output is read.
+//! tensor, and the modules hand each activation back to the pool as soon
+//! as the next layer has read it ([`Tape::release`]). Evaluation and the
+//! forwards of an EMA target run on one.
 
 mod backward;
 mod layers;
@@ -318,6 +319,20 @@ impl Tape {
             self.check(v)?;
         }
         Ok(self.record(Op::Custom(Custom(Arc::new(op))), inputs, out, saved))
+    }
+
+    /// Says the caller will not read `v` again. On a [`Tape::no_grad`] tape
+    /// its value goes back to the pool at once (unless `v` is a leaf: the
+    /// caller's parameters and inputs stay), so a forward's memory does not
+    /// grow with its depth; reading it later is [`Error::Released`]. On a
+    /// recording tape nothing changes: the backward frees values as it
+    /// passes them.
+    pub fn release(&mut self, v: Var) -> Result<()> {
+        self.check(v)?;
+        if !self.grad && !self.is_leaf[v.index()] {
+            self.values[v.index()] = None;
+        }
+        Ok(())
     }
 
     /// The value of `a`, through which no gradient flows back (stop-gradient).

@@ -87,7 +87,9 @@ impl Module for ConvNet {
 
     fn forward(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
         let map = self.feature_map(tape, x, train)?;
-        tape.global_avg_pool(map)
+        let pooled = tape.global_avg_pool(map)?;
+        tape.release(map)?;
+        Ok(pooled)
     }
 
     fn visit<'a>(&'a self, prefix: &str, out: &mut Vec<(String, Entry<'a>)>) {
@@ -112,11 +114,18 @@ impl Encoder for ConvNet {
                 format!("expected [N, {}, H, W] images", self.in_channels),
             ));
         }
+        // Each activation is released once the next op has read it (a no-op
+        // on a recording tape); the caller's input is left alone.
         let mut h = x;
         for (conv, bn) in self.convs.iter_mut().zip(&mut self.bns) {
-            h = conv.forward(tape, h)?;
-            h = bn.forward(tape, h, train)?;
-            h = tape.relu(h)?;
+            let c = conv.forward(tape, h)?;
+            if h != x {
+                tape.release(h)?;
+            }
+            let b = bn.forward(tape, c, train)?;
+            tape.release(c)?;
+            h = tape.relu(b)?;
+            tape.release(b)?;
         }
         Ok(h)
     }

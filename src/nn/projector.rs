@@ -80,15 +80,28 @@ impl Module for Projector {
                 format!("expected [N, {}] features", self.dims[0]),
             ));
         }
+        // Activations are released once read, as in the encoders.
         let mut h = x;
         for (linear, bn) in &mut self.blocks {
-            h = linear.forward(tape, h)?;
-            h = bn.forward(tape, h, train)?;
-            h = tape.relu(h)?;
+            let l = linear.forward(tape, h)?;
+            if h != x {
+                tape.release(h)?;
+            }
+            let b = bn.forward(tape, l, train)?;
+            tape.release(l)?;
+            h = tape.relu(b)?;
+            tape.release(b)?;
         }
         let y = self.last.forward(tape, h)?;
+        if h != x {
+            tape.release(h)?;
+        }
         match &mut self.output_norm {
-            Some(bn) => bn.forward(tape, y, train),
+            Some(bn) => {
+                let z = bn.forward(tape, y, train)?;
+                tape.release(y)?;
+                Ok(z)
+            }
             None => Ok(y),
         }
     }

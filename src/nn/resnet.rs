@@ -37,21 +37,34 @@ impl BasicBlock {
     }
 
     /// relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
+    /// Every activation but `x` (the caller's) is released once read.
     fn forward(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
-        let h = self.conv1.forward(tape, x)?;
-        let h = self.bn1.forward(tape, h, train)?;
-        let h = tape.relu(h)?;
-        let h = self.conv2.forward(tape, h)?;
-        let h = self.bn2.forward(tape, h, train)?;
+        let c1 = self.conv1.forward(tape, x)?;
+        let b1 = self.bn1.forward(tape, c1, train)?;
+        tape.release(c1)?;
+        let r1 = tape.relu(b1)?;
+        tape.release(b1)?;
+        let c2 = self.conv2.forward(tape, r1)?;
+        tape.release(r1)?;
+        let b2 = self.bn2.forward(tape, c2, train)?;
+        tape.release(c2)?;
         let shortcut = match &mut self.downsample {
             Some((conv, bn)) => {
                 let s = conv.forward(tape, x)?;
-                bn.forward(tape, s, train)?
+                let t = bn.forward(tape, s, train)?;
+                tape.release(s)?;
+                t
             }
             None => x,
         };
-        let sum = tape.add(h, shortcut)?;
-        tape.relu(sum)
+        let sum = tape.add(b2, shortcut)?;
+        tape.release(b2)?;
+        if shortcut != x {
+            tape.release(shortcut)?;
+        }
+        let out = tape.relu(sum)?;
+        tape.release(sum)?;
+        Ok(out)
     }
 
     fn visit<'a>(&'a self, prefix: &str, out: &mut Vec<(String, Entry<'a>)>) {
@@ -110,7 +123,9 @@ impl Module for ResNet18 {
 
     fn forward(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
         let map = self.feature_map(tape, x, train)?;
-        tape.global_avg_pool(map)
+        let pooled = tape.global_avg_pool(map)?;
+        tape.release(map)?;
+        Ok(pooled)
     }
 
     fn visit<'a>(&'a self, prefix: &str, out: &mut Vec<(String, Entry<'a>)>) {
@@ -138,12 +153,16 @@ impl Encoder for ResNet18 {
                 format!("expected [N, {}, H, W] images", self.in_channels),
             ));
         }
-        let h = self.conv1.forward(tape, x)?;
-        let h = self.bn1.forward(tape, h, train)?;
-        let mut h = tape.relu(h)?;
+        let c = self.conv1.forward(tape, x)?;
+        let b = self.bn1.forward(tape, c, train)?;
+        tape.release(c)?;
+        let mut h = tape.relu(b)?;
+        tape.release(b)?;
         for layer in &mut self.layers {
             for block in layer {
-                h = block.forward(tape, h, train)?;
+                let next = block.forward(tape, h, train)?;
+                tape.release(h)?;
+                h = next;
             }
         }
         Ok(h)
