@@ -7,7 +7,8 @@
 //!     cargo run --release --example profile_step -- fashion-mnist 256 3 byol
 //!
 //! Timing each dispatch alone serialises the GPU, so the step is slower than
-//! in training; the ranking is what this is for.
+//! in training; the ranking is what this is for. A first, unprofiled step
+//! compiles the pipelines and measures the kernel variants.
 
 use std::time::Instant;
 
@@ -45,25 +46,47 @@ fn main() -> darkmatter::Result<()> {
             drop_last: true,
         },
     )?;
-    for (i, batch) in loader.epoch(0).take(steps).enumerate() {
+    // One warm-up step compiles the pipelines and measures the kernel
+    // variants of every shape (the first time on this device); it is not
+    // part of the profile.
+    let mut total = 0.0;
+    for (i, batch) in loader.epoch(0).take(steps + 1).enumerate() {
+        if i == 1 {
+            gpu.reset_profile();
+            gpu.reset_peak();
+        }
         let start = Instant::now();
         let input = step::input(&gpu, spec, &batch, &augment, 0, i as u64)?;
         let mut ctx = step::StepContext {
             gpu: &gpu,
             objective: objective.as_mut(),
             optimizer: &mut optimizer,
-            total_steps: steps as u64,
+            total_steps: steps as u64 + 1,
         };
         let losses = step::train_step(&mut ctx, &input, i as u64, config.lr())?.wait()?;
+        let seconds = start.elapsed().as_secs_f64();
+        if i > 0 {
+            total += seconds;
+        }
         println!(
-            "step {i}: {:.2} s, loss {:.4}",
-            start.elapsed().as_secs_f64(),
+            "step {i}{}: {seconds:.2} s, loss {:.4}",
+            if i == 0 { " (warm-up)" } else { "" },
             losses.loss
         );
     }
-    println!("\n{:<40} {:>7} {:>10}", "kernel", "calls", "seconds");
-    for (kernel, calls, seconds) in gpu.profile() {
-        println!("{kernel:<40} {calls:>7} {seconds:>10.3}");
+    let kernels = gpu.profile();
+    let sum: f64 = kernels.iter().map(|k| k.2).sum();
+    println!(
+        "\n{steps} steps: {total:.2} s, of which {sum:.2} s in kernels; peak pool memory {:.0} MiB",
+        gpu.pool_stats().peak_live_bytes as f64 / (1 << 20) as f64
+    );
+    println!("\n| kernel | calls | seconds | share |");
+    println!("| --- | --- | --- | --- |");
+    for (kernel, calls, seconds) in kernels {
+        println!(
+            "| {kernel} | {calls} | {seconds:.3} | {:.1}% |",
+            100.0 * seconds / sum.max(1e-9)
+        );
     }
     Ok(())
 }

@@ -34,6 +34,11 @@ named_enum! {
         /// (`texture` on CPU adapters), at the cost of materialising the
         /// patch matrix.
         Im2col = "im2col",
+        /// The implicit GEMM of 16 x 16 register blocks reading the input
+        /// and the weights packed into textures (the forward and the input
+        /// gradient; the weight gradient is `im2col`'s, through the
+        /// `texture` matmul).
+        Texture = "texture",
     }
 }
 

@@ -191,6 +191,16 @@ fn im2col_forward_matches_reference() {
 }
 
 #[test]
+fn texture_forward_matches_reference() {
+    forward_matches(ConvVariant::Texture);
+}
+
+#[test]
+fn texture_backward_matches_finite_differences() {
+    backward_matches(ConvVariant::Texture);
+}
+
+#[test]
 fn direct_backward_matches_finite_differences() {
     backward_matches(ConvVariant::Direct);
 }

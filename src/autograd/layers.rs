@@ -63,7 +63,7 @@ impl Tape {
             Some(v) => v,
             None => {
                 let g = ConvGeometry::new(tx.shape(), tw.shape(), stride, padding)?;
-                ConvVariant::default_for(&self.gpu, &g, ConvPass::Forward)
+                ConvVariant::choose(&self.gpu, &g, ConvPass::Forward)
             }
         };
         let out = conv::conv2d_with(forward, &tx, &tw, tb.as_ref(), stride, padding)?;
@@ -188,9 +188,8 @@ pub(super) fn backward(
         } => {
             let (x, w) = (&saved[0], &saved[1]);
             let geometry = ConvGeometry::new(x_shape, w.shape(), stride, padding)?;
-            let pick = |pass| {
-                variant.unwrap_or_else(|| ConvVariant::default_for(x.gpu(), &geometry, pass))
-            };
+            let pick =
+                |pass| variant.unwrap_or_else(|| ConvVariant::choose(x.gpu(), &geometry, pass));
             let dx = needs[0]
                 .then(|| {
                     let v = pick(ConvPass::InputGrad);

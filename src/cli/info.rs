@@ -37,9 +37,28 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     );
     println!("driver       {} {}", i.driver, i.driver_info);
     println!(
-        "matmul       {} (default variant)",
+        "matmul       {} (the heuristic's variant when a shape is not measured)",
         MatmulVariant::default_for(&gpu).name()
     );
+    let (measure, file) = gpu.tuning_setup();
+    println!(
+        "tuning       {}",
+        if measure {
+            "variants measured on this device the first time a shape is met (DARKMATTER_TUNE=0: off)"
+        } else {
+            "off: each kernel family's heuristic chooses"
+        }
+    );
+    match file {
+        Some(path) => {
+            let cached = gpu.cached_tuning();
+            println!("  cache      {} ({} choices)", path.display(), cached.len());
+            for (key, variant) in cached {
+                println!("    {key:<56} {variant}");
+            }
+        }
+        None => println!("  cache      none (in memory only)"),
+    }
     println!("limits");
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
@@ -51,6 +70,10 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         "  max_storage_buffer_binding_size       {} ({:.0} MiB)",
         l.max_storage_buffer_binding_size,
         mib(l.max_storage_buffer_binding_size)
+    );
+    println!(
+        "  max_texture_dimension_2d              {}",
+        l.max_texture_dimension_2d
     );
     println!(
         "  max_storage_buffers_per_shader_stage  {}",

@@ -9,12 +9,15 @@
 mod batch;
 mod pool;
 mod readback;
+mod tune;
 mod uniform;
 
 use std::sync::{Arc, Mutex};
 
 pub use pool::PoolStats;
 pub use readback::Readback;
+pub use tune::cache_dir;
+pub(crate) use tune::time_runs;
 pub(crate) use uniform::uniform;
 pub use uniform::{Field, Uniform};
 
@@ -24,7 +27,7 @@ pub(crate) use batch::{
 pub(crate) use pool::{PooledBuffer, Usage};
 
 use crate::error::{Error, Result};
-use crate::variant::MatmulVariant;
+use crate::variant::{ConvVariant, MatmulVariant};
 
 /// Which family of kernels suits the adapter: GPUs reward workgroup-memory
 /// tiling, CPU rasterisers (lavapipe, WARP, SwiftShader) reward large
@@ -53,6 +56,16 @@ pub struct GpuOptions {
     /// Use this matmul variant instead of the adapter's default
     /// (`DARKMATTER_MATMUL`: naive, tiled, blocked, texture).
     pub matmul: Option<String>,
+    /// Use this convolution variant for every pass instead of choosing
+    /// (`DARKMATTER_CONV`: direct, implicit_gemm, im2col, texture).
+    pub conv: Option<String>,
+    /// Measure kernel variants on this device the first time a shape is
+    /// met (`DARKMATTER_TUNE`, on unless `0` or `off`); otherwise each
+    /// family's heuristic chooses.
+    pub tune: bool,
+    /// Where measured choices are cached between runs (`None`: in memory
+    /// only); `cache_dir()` by default.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for GpuOptions {
@@ -64,6 +77,9 @@ impl Default for GpuOptions {
             max_storage_binding: None,
             max_texture_dimension: None,
             matmul: var("DARKMATTER_MATMUL"),
+            conv: var("DARKMATTER_CONV"),
+            tune: var("DARKMATTER_TUNE").is_none_or(|v| v != "0" && v != "off"),
+            cache_dir: tune::cache_dir(),
         }
     }
 }
@@ -83,6 +99,10 @@ pub(crate) struct Inner {
     pub(crate) class: DeviceClass,
     /// The matmul variant asked for in [`GpuOptions::matmul`].
     pub(crate) matmul: Option<MatmulVariant>,
+    /// The convolution variant asked for in [`GpuOptions::conv`].
+    pub(crate) conv: Option<ConvVariant>,
+    /// Variant choices measured on this device.
+    pub(crate) tuner: tune::Tuner,
     pub(crate) pool: Mutex<pool::Pool>,
     pub(crate) batch: Mutex<batch::Batch>,
     pub(crate) pipelines: Mutex<batch::PipelineCache>,
@@ -130,6 +150,13 @@ impl Gpu {
             Some(name) => Some(
                 name.parse::<MatmulVariant>()
                     .map_err(|e| Error::invalid("DARKMATTER_MATMUL", e.to_string()))?,
+            ),
+            None => None,
+        };
+        let conv = match &options.conv {
+            Some(name) => Some(
+                name.parse::<ConvVariant>()
+                    .map_err(|e| Error::invalid("DARKMATTER_CONV", e.to_string()))?,
             ),
             None => None,
         };
@@ -209,7 +236,8 @@ impl Gpu {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
-        let gpu = Gpu::from_parts(device, queue, info, matmul);
+        let tuner = tune::Tuner::new(options.tune, options.cache_dir.clone(), &info);
+        let gpu = Gpu::from_parts(device, queue, info, (matmul, conv), tuner);
         // Our own device: route validation errors into a value rather than
         // wgpu's default panic. An adopted device keeps its host's handler.
         let sink = gpu.inner.device_error.clone();
@@ -226,7 +254,8 @@ impl Gpu {
     /// returned `Gpu` are plain `wgpu::Buffer`s on that device, which the host
     /// can bind in its own passes. The adapter info, when the host has it,
     /// decides which kernel family is the default; without it the GPU family
-    /// is used.
+    /// is used. An adopted device's kernels are chosen by each family's
+    /// heuristic, never by timing them on the host's queue.
     pub fn from_wgpu(
         device: wgpu::Device,
         queue: wgpu::Queue,
@@ -237,14 +266,16 @@ impl Gpu {
             info.name = "host device".into();
             info
         });
-        Gpu::from_parts(device, queue, info, None)
+        let tuner = tune::Tuner::new(false, None, &info);
+        Gpu::from_parts(device, queue, info, (None, None), tuner)
     }
 
     fn from_parts(
         device: wgpu::Device,
         queue: wgpu::Queue,
         info: wgpu::AdapterInfo,
-        matmul: Option<MatmulVariant>,
+        (matmul, conv): (Option<MatmulVariant>, Option<ConvVariant>),
+        tuner: tune::Tuner,
     ) -> Gpu {
         let class = match info.device_type {
             wgpu::DeviceType::Cpu => DeviceClass::Cpu,
@@ -262,6 +293,8 @@ impl Gpu {
                 features,
                 class,
                 matmul,
+                conv,
+                tuner,
                 pool: Mutex::new(pool::Pool::default()),
                 batch: Mutex::new(batch),
                 pipelines: Mutex::new(batch::PipelineCache::default()),
@@ -344,6 +377,14 @@ impl Gpu {
         self.inner.profile.as_ref().map_or_else(Vec::new, |p| {
             p.lock().unwrap_or_else(|e| e.into_inner()).report()
         })
+    }
+
+    /// Forgets the profile's totals so far (a warm-up that compiled
+    /// pipelines and measured variants is not part of a step).
+    pub fn reset_profile(&self) {
+        if let Some(p) = &self.inner.profile {
+            *p.lock().unwrap_or_else(|e| e.into_inner()) = batch::Profile::default();
+        }
     }
 
     /// Submits every recorded dispatch in one command buffer.

@@ -3,14 +3,63 @@
 //! variants side by side.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, dispatch, uniform};
+use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, dispatch, time_runs, uniform};
 use crate::kernels::elementwise::{BinaryOp, binary};
 use crate::kernels::{matmul, reduce, transpose};
 use crate::tensor::Tensor;
 
+pub(crate) mod texture;
+
 pub use crate::variant::{ConvPass, ConvVariant};
 
 impl ConvVariant {
+    /// The variant for one pass of a convolution of this geometry on
+    /// `gpu`: the one forced by [`GpuOptions::conv`](crate::GpuOptions::conv),
+    /// else the fastest eligible variant measured on the device the first
+    /// time the shape is met (see `gpu::tune`), else
+    /// [`ConvVariant::default_for`]. `direct` is measured only on layers
+    /// small enough to time quickly (it runs at well under 1 GFLOP/s).
+    pub fn choose(gpu: &Gpu, g: &ConvGeometry, pass: ConvPass) -> ConvVariant {
+        if let Some(v) = gpu.inner.conv {
+            return v;
+        }
+        let fallback = ConvVariant::default_for(gpu, g, pass);
+        let candidates: Vec<&'static str> = ConvVariant::ALL
+            .into_iter()
+            .filter(|v| match v {
+                ConvVariant::Direct => g.macs() <= 60_000_000,
+                ConvVariant::ImplicitGemm => true,
+                ConvVariant::Im2col => cols_fit(gpu, g),
+                ConvVariant::Texture => texture::fits(gpu, g),
+            })
+            .map(|v| v.name())
+            .collect();
+        let key = format!(
+            "conv2d/{pass}/n{}c{}h{}w{}o{}k{}x{}s{}p{}",
+            g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.stride, g.padding
+        );
+        let mut time = |name: &'static str| -> Result<f64> {
+            let variant: ConvVariant = name.parse()?;
+            let x = Tensor::full(gpu, &[g.n, g.c, g.h, g.w], 0.5)?;
+            let w = Tensor::full(gpu, &[g.o, g.c, g.kh, g.kw], 0.25)?;
+            let dy = Tensor::full(gpu, &g.output_shape(), 0.1)?;
+            let (s, p) = (g.stride, g.padding);
+            time_runs(gpu, 2, || {
+                match pass {
+                    ConvPass::Forward => conv2d_with(variant, &x, &w, None, s, p),
+                    ConvPass::InputGrad => conv2d_backward_input(variant, &dy, &w, x.shape(), s, p),
+                    ConvPass::WeightGrad => {
+                        conv2d_backward_weight(variant, &x, &dy, w.shape(), s, p)
+                    }
+                }
+                .map(drop)
+            })
+        };
+        gpu.tuned(&key, &candidates, fallback.name(), &mut time)
+            .parse()
+            .unwrap_or(fallback)
+    }
+
     /// The faster variant for one pass of a convolution of this geometry.
     ///
     /// On CPU adapters the choice follows `cargo run --release --example
@@ -69,6 +118,7 @@ impl ConvVariant {
                 )
             },
             ConvVariant::Im2col => im2col_kernel("im2col"),
+            ConvVariant::Texture => unreachable!("texture::forward dispatches its own kernels"),
         }
     }
 
@@ -90,6 +140,7 @@ impl ConvVariant {
             // The data movement of each pass: col2im for dx, im2col for dw.
             ConvVariant::Im2col if entry == "input" => im2col_kernel("col2im"),
             ConvVariant::Im2col => im2col_kernel("im2col"),
+            ConvVariant::Texture => unreachable!("texture::input_grad dispatches its own kernels"),
         }
     }
 }
@@ -308,7 +359,7 @@ fn pack_weights(w: &Tensor, g: &ConvGeometry, for_input: bool) -> Result<Tensor>
     Ok(wp)
 }
 
-/// `conv2d` with the default variant for its geometry.
+/// `conv2d` with the variant [`ConvVariant::choose`] picks for its geometry.
 pub fn conv2d(
     x: &Tensor,
     w: &Tensor,
@@ -318,7 +369,7 @@ pub fn conv2d(
 ) -> Result<Tensor> {
     let g = ConvGeometry::new(x.shape(), w.shape(), stride, padding)?;
     conv2d_with(
-        ConvVariant::default_for(x.gpu(), &g, ConvPass::Forward),
+        ConvVariant::choose(x.gpu(), &g, ConvPass::Forward),
         x,
         w,
         bias,
@@ -370,6 +421,10 @@ pub fn conv2d_with(
                 Some(b) => binary(&y, &b.reshape(&[g.o, 1, 1])?, BinaryOp::Add),
                 None => Ok(y),
             };
+        }
+        ConvVariant::Texture => {
+            texture::forward(x, w, bias, &out, &g)?;
+            return Ok(out);
         }
         ConvVariant::Direct => (gpu.grid((out.numel() as u64).div_ceil(256))?, None),
         ConvVariant::ImplicitGemm => (
@@ -426,8 +481,12 @@ pub fn conv2d_backward_input(
     if g.o == 0 {
         return Tensor::zeros(gpu, x_shape);
     }
-    let kernel = variant.backward_kernel("input");
+    let kernel = match variant {
+        ConvVariant::Texture => Kernel::new("unused", "", ""),
+        v => v.backward_kernel("input"),
+    };
     match variant {
+        ConvVariant::Texture => texture::input_grad(dy, w, &dx, &g)?,
         ConvVariant::Im2col => {
             let dyt = pixels_by_channels(dy, &g)?;
             let w = w.reshape(&[g.o, g.c * g.kh * g.kw])?;
@@ -486,7 +545,7 @@ pub fn conv2d_backward_weight(
         return Tensor::zeros(gpu, w_shape);
     }
     match variant {
-        ConvVariant::Im2col => {
+        ConvVariant::Im2col | ConvVariant::Texture => {
             let dyt = pixels_by_channels(dy, &g)?;
             let dw = matmul::matmul(&dyt, &im2col(x, &g)?, true, false)?;
             dw.reshape(w_shape)

@@ -2,7 +2,9 @@
 //! chosen per operand, optionally batched, in four variants side by side.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, copy_to_texture, dispatch, uniform};
+use crate::gpu::{
+    Binding, DeviceClass, Gpu, Kernel, copy_to_texture, dispatch, time_runs, uniform,
+};
 use crate::tensor::Tensor;
 
 pub use crate::variant::MatmulVariant;
@@ -103,15 +105,58 @@ fn matrix_dims(
     }
 }
 
-/// `op(A) · op(B)` with the device's default variant. `trans_a` multiplies by
-/// Aᵀ without materialising it (likewise `trans_b`). A is `[M, K]` (`[K, M]`
-/// if transposed) or a batch `[batch, ., .]`; B likewise with `[K, N]`; a
-/// rank-2 operand is shared by every matrix of a batch.
+impl MatmulVariant {
+    /// The variant for a product of these shapes on `gpu`: the one forced
+    /// by [`GpuOptions::matmul`](crate::GpuOptions::matmul), else the
+    /// fastest of `tiled`, `blocked` and `texture` measured on the device
+    /// the first time the shape is met (see `gpu::tune`), else
+    /// [`MatmulVariant::default_for`].
+    pub fn choose(
+        gpu: &Gpu,
+        a: &[usize],
+        b: &[usize],
+        trans_a: bool,
+        trans_b: bool,
+    ) -> MatmulVariant {
+        let fallback = MatmulVariant::default_for(gpu);
+        if gpu.inner.matmul.is_some() {
+            return fallback;
+        }
+        let key = format!(
+            "matmul/{a:?}{}x{b:?}{}",
+            if trans_a { "T" } else { "" },
+            if trans_b { "T" } else { "" }
+        );
+        let candidates = [
+            MatmulVariant::Tiled,
+            MatmulVariant::Blocked,
+            MatmulVariant::Texture,
+        ]
+        .map(|v| v.name());
+        let mut time = |name: &'static str| -> Result<f64> {
+            let variant: MatmulVariant = name.parse()?;
+            let x = Tensor::full(gpu, a, 0.5)?;
+            let y = Tensor::full(gpu, b, 0.25)?;
+            time_runs(gpu, 2, || {
+                matmul_with(variant, &x, &y, trans_a, trans_b).map(drop)
+            })
+        };
+        gpu.tuned(&key, &candidates, fallback.name(), &mut time)
+            .parse()
+            .unwrap_or(fallback)
+    }
+}
+
+/// `op(A) · op(B)` with the variant [`MatmulVariant::choose`] picks.
+/// `trans_a` multiplies by Aᵀ without materialising it (likewise
+/// `trans_b`). A is `[M, K]` (`[K, M]` if transposed) or a batch `[batch,
+/// ., .]`; B likewise with `[K, N]`; a rank-2 operand is shared by every
+/// matrix of a batch.
 ///
-/// Where the default is `texture` and an operand is too large to fold into a
-/// texture, `blocked` does the product instead.
+/// Where the variant is `texture` and an operand is too large to fold into
+/// a texture, `blocked` does the product instead.
 pub fn matmul(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
-    let variant = MatmulVariant::default_for(a.gpu());
+    let variant = MatmulVariant::choose(a.gpu(), a.shape(), b.shape(), trans_a, trans_b);
     match matmul_with(variant, a, b, trans_a, trans_b) {
         Err(Error::Limit {
             limit: "max_texture_dimension_2d",

@@ -44,6 +44,8 @@ pub struct State<'a> {
     pub epoch: u32,
     pub step: u64,
     pub normalize: Normalize,
+    /// The variant choices of the run (`Gpu::tuning`).
+    pub kernels: Vec<(String, String)>,
 }
 
 pub fn save(s: State<'_>) -> Result<PathBuf> {
@@ -61,6 +63,9 @@ pub fn save(s: State<'_>) -> Result<PathBuf> {
             "darkmatter.optimizer".to_string(),
             s.optimizer.rule().name().to_string(),
         ),
+        // The kernel variants this run measured and used: a resumed run
+        // takes the same ones, so it computes what this one would have.
+        ("darkmatter.kernels".to_string(), json(&s.kernels)),
         (
             "preprocessing".to_string(),
             "pixels scaled to [0, 1], then (x - normalize_mean) / normalize_std per channel; NCHW"
@@ -102,6 +107,8 @@ pub struct Loaded {
     pub epoch: u32,
     pub step: u64,
     pub normalize: Normalize,
+    /// The kernel variants the run used (empty in older checkpoints).
+    pub kernels: Vec<(String, String)>,
 }
 
 fn meta<T: serde::de::DeserializeOwned>(
@@ -194,6 +201,10 @@ pub fn load(gpu: &Gpu, dir: &Path) -> Result<Loaded> {
         optimizer_state,
         epoch: meta(&path, &m, "darkmatter.epoch")?,
         step: meta(&path, &m, "darkmatter.step")?,
+        kernels: match m.get("darkmatter.kernels") {
+            Some(_) => meta(&path, &m, "darkmatter.kernels")?,
+            None => Vec::new(),
+        },
         normalize: Normalize {
             mean: pad(&mean),
             std: pad(&std),

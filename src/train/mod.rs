@@ -111,6 +111,7 @@ impl Trainer {
     /// optimiser state and position, so the metrics match an uninterrupted run.
     pub fn resume(gpu: &Gpu, out: &Path) -> Result<Trainer> {
         let saved = checkpoint::load(gpu, out)?;
+        gpu.preset_tuning(&saved.kernels);
         let mut t = Trainer::new(gpu, saved.config.clone(), out)?;
         if saved.encoder_arch != t.config.encoder.arch(t.train.channels()) {
             return Err(Error::invalid(
@@ -324,6 +325,7 @@ impl Trainer {
             epoch: self.epoch,
             step: self.step,
             normalize: self.normalize,
+            kernels: self.gpu.tuning(),
         }
     }
 }

@@ -1,0 +1,376 @@
+// conv2d, variant 4 of 4: implicit GEMM reading its operands through
+// textures (the CPU variant), forward and input gradient.
+//
+// Changes from implicit_gemm: the input and the weights are first packed
+// into rgba32float textures (`pack_input`, `pack_weights`), and each
+// invocation computes a 16 x 16 block (16 output pixels x 16 output
+// channels) from texel fetches, with the inner loop of
+// shaders/matmul/texture.wgsl: per 4 channels of a tap, 16 fetches of the
+// input (one per pixel), 16 of the weights and 256 vec4 FMAs.
+//
+// Why textures: llvmpipe runs 8 invocations as the lanes of one SIMD loop,
+// and a storage-buffer load whose address differs per lane becomes a loop
+// over the lanes with a bounds test per lane and per component, which is
+// what kept implicit_gemm at 1.5-15 GFLOP/s. A texel fetch compiles to
+// straight-line vector loads whatever the address, as it did for the
+// matmul.
+//
+// The input texture holds each image with its zero padding and its
+// channels in groups of four: texel (page * wp * c4 + xp * c4 + g,
+// (n % per_page) * hp + yp) holds channels 4g .. 4g + 4 of padded pixel
+// (yp, xp) of image n, pages side by side when the images do not fit one
+// texture column. So the receptive field of any output pixel lies inside
+// the texture, and no fetch needs a bounds test. The weight texture holds
+// row k = (tap, c) of the GEMM's B, 4 output channels per texel, the
+// channels padded to whole groups and blocks with zeros.
+//
+// `input` (the input gradient, which is also the forward of a transposed
+// convolution): dx[n, c, iy, ix] = sum over taps and o of dy[n, o, oy, ox]
+// w[o, c, ky, kx] where iy + pad = oy * stride + ky. With stride s only the
+// taps ky = (iy + pad) mod s reach a row, so the input pixels are split into
+// s * s phases (workgroup_id.z), each a stride-1 convolution of dy with its
+// own taps: all rows of a block share a phase and loop over its taps only.
+// dy is packed like x (its padding covers the reach of the taps), and the
+// weights as rows (tap, o) of 4 input channels per texel.
+//
+// Lanes take consecutive pixel blocks and the channel block comes from
+// workgroup_id.y, so every lane fetches the same weight texels. Stores
+// are guarded; the module runs without bounds checks.
+
+override HAS_BIAS: bool = false;
+
+struct Params {
+    // The input of the GEMM (x for `forward`, dy for `input`).
+    n: u32, c: u32, h: u32, w: u32,
+    // The output (y for `forward`, dx for `input`).
+    o: u32, oh: u32, ow: u32, kh: u32,
+    kw: u32, stride: u32, pad: u32,
+    // Texel groups of 4 input channels.
+    c4: u32,
+    // The padded image in the texture, and images per texture page.
+    hp: u32, wp: u32, per_page: u32,
+    // Rows and columns of zeros around each packed image (x: the
+    // convolution's padding; dy: enough for the reach of every tap).
+    margin: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+// ---- packing ----
+
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var dst: texture_storage_2d<rgba32float, write>;
+
+// `pack_input`: channels 4g .. 4g + 4 of padded pixel (yp, xp) of image n
+// of the [n, c, h, w] tensor in `src`; zero in the padding (p.margin wide)
+// and past the channels or the batch.
+@compute @workgroup_size(8, 8)
+fn pack_input(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let size = textureDimensions(dst);
+    if gid.x >= size.x || gid.y >= size.y {
+        return;
+    }
+    let column = p.wp * p.c4;
+    let page = gid.x / column;
+    let xp = (gid.x % column) / p.c4;
+    let g = gid.x % p.c4;
+    let n = page * p.per_page + gid.y / p.hp;
+    let y = i32(gid.y % p.hp) - i32(p.margin);
+    let x = i32(xp) - i32(p.margin);
+    var v = vec4<f32>();
+    if n < p.n && y >= 0 && y < i32(p.h) && x >= 0 && x < i32(p.w) {
+        let hw = p.h * p.w;
+        let base = n * p.c * hw + u32(y) * p.w + u32(x);
+        for (var j = 0u; j < 4u; j++) {
+            let ch = g * 4u + j;
+            if ch < p.c {
+                v[j] = src[base + ch * hw];
+            }
+        }
+    }
+    textureStore(dst, gid.xy, v);
+}
+
+// `pack_weights`: texel (t, k) of the B matrix with k = (tap, r) and 4
+// columns per texel: w[col, r, tap] (`forward`: r = c, col = o) or
+// w[r, col, tap] (`input`: r = o, col = c, TRANSPOSED), zero past the rows
+// (padded to groups of 4) and the columns (padded to 16).
+override TRANSPOSED: bool = false;
+
+@compute @workgroup_size(8, 8)
+fn pack_weights(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let size = textureDimensions(dst);
+    if gid.x >= size.x || gid.y >= size.y {
+        return;
+    }
+    let taps = p.kh * p.kw;
+    // Rows of one tap: the GEMM input's channels, in whole groups.
+    let per_tap = p.c4 * 4u;
+    let tap = gid.y / per_tap;
+    let r = gid.y % per_tap;
+    // `forward`: r < c (x's channels), columns o; `input`: r < o (dy's
+    // channels, here p.c), columns the input's (here p.o).
+    var v = vec4<f32>();
+    if r < p.c {
+        for (var j = 0u; j < 4u; j++) {
+            let col = gid.x * 4u + j;
+            if col < p.o {
+                if TRANSPOSED {
+                    v[j] = src[(r * p.o + col) * taps + tap];
+                } else {
+                    v[j] = src[(col * p.c + r) * taps + tap];
+                }
+            }
+        }
+    }
+    textureStore(dst, gid.xy, v);
+}
+
+// ---- the GEMM ----
+
+@group(0) @binding(1) var tx: texture_2d<f32>;
+@group(0) @binding(2) var tw: texture_2d<f32>;
+// Without a bias the host binds the weights here; they are never read.
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+// One pixel of the block: 16 output channels.
+struct Row {
+    c0: vec4<f32>,
+    c1: vec4<f32>,
+    c2: vec4<f32>,
+    c3: vec4<f32>,
+}
+
+// B[k .. k + 4, the block's 16 columns]: bt holds row k + t.
+struct Panel {
+    b0: Row,
+    b1: Row,
+    b2: Row,
+    b3: Row,
+}
+
+fn b_row(x: u32, y: u32) -> Row {
+    return Row(
+        textureLoad(tw, vec2<u32>(x, y), 0),
+        textureLoad(tw, vec2<u32>(x + 1u, y), 0),
+        textureLoad(tw, vec2<u32>(x + 2u, y), 0),
+        textureLoad(tw, vec2<u32>(x + 3u, y), 0),
+    );
+}
+
+// acc += a[k .. k + 4] . panel, for one pixel of the block.
+fn update(acc: Row, a: vec4<f32>, q: Panel) -> Row {
+    let ax = vec4<f32>(a.x);
+    let ay = vec4<f32>(a.y);
+    let az = vec4<f32>(a.z);
+    let aw = vec4<f32>(a.w);
+    return Row(
+        fma(aw, q.b3.c0, fma(az, q.b2.c0, fma(ay, q.b1.c0, fma(ax, q.b0.c0, acc.c0)))),
+        fma(aw, q.b3.c1, fma(az, q.b2.c1, fma(ay, q.b1.c1, fma(ax, q.b0.c1, acc.c1)))),
+        fma(aw, q.b3.c2, fma(az, q.b2.c2, fma(ay, q.b1.c2, fma(ax, q.b0.c2, acc.c2)))),
+        fma(aw, q.b3.c3, fma(az, q.b2.c3, fma(ay, q.b1.c3, fma(ax, q.b0.c3, acc.c3)))),
+    );
+}
+
+// Writes one pixel's 16 channels at element `base` (channel stride
+// `plane`), skipping channels past p.o; `valid` is false past the last
+// pixel.
+fn store_row(valid: bool, base: u32, plane: u32, col0: u32, r: Row) {
+    if !valid {
+        return;
+    }
+    let v = array<vec4<f32>, 4>(r.c0, r.c1, r.c2, r.c3);
+    for (var j = 0u; j < 16u; j++) {
+        let o = col0 + j;
+        if o < p.o {
+            var s = v[j / 4u][j % 4u];
+            if HAS_BIAS {
+                s += bias[o];
+            }
+            out[base + o * plane] = s;
+        }
+    }
+}
+
+// The texel of image n's padded pixel (yp, xp), channel group 0.
+fn texel(n: u32, yp: u32, xp: u32) -> vec2<u32> {
+    return vec2<u32>((n / p.per_page) * p.wp * p.c4 + xp * p.c4, (n % p.per_page) * p.hp + yp);
+}
+
+@compute @workgroup_size(64)
+fn forward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let ohw = p.oh * p.ow;
+    let total = p.n * ohw;
+    let first = gid.x * 16u;
+    if first >= total {
+        return;
+    }
+    let col0 = wid.y * 16u;
+    let wx = wid.y * 4u;
+    // Each pixel's receptive field corner in the texture (pixels past the
+    // end repeat the last one; their stores are skipped).
+    let m0 = min(first + 0u, total - 1u); let q0 = m0 % ohw; let t0 = texel(m0 / ohw, (q0 / p.ow) * p.stride, (q0 % p.ow) * p.stride);
+    let m1 = min(first + 1u, total - 1u); let q1 = m1 % ohw; let t1 = texel(m1 / ohw, (q1 / p.ow) * p.stride, (q1 % p.ow) * p.stride);
+    let m2 = min(first + 2u, total - 1u); let q2 = m2 % ohw; let t2 = texel(m2 / ohw, (q2 / p.ow) * p.stride, (q2 % p.ow) * p.stride);
+    let m3 = min(first + 3u, total - 1u); let q3 = m3 % ohw; let t3 = texel(m3 / ohw, (q3 / p.ow) * p.stride, (q3 % p.ow) * p.stride);
+    let m4 = min(first + 4u, total - 1u); let q4 = m4 % ohw; let t4 = texel(m4 / ohw, (q4 / p.ow) * p.stride, (q4 % p.ow) * p.stride);
+    let m5 = min(first + 5u, total - 1u); let q5 = m5 % ohw; let t5 = texel(m5 / ohw, (q5 / p.ow) * p.stride, (q5 % p.ow) * p.stride);
+    let m6 = min(first + 6u, total - 1u); let q6 = m6 % ohw; let t6 = texel(m6 / ohw, (q6 / p.ow) * p.stride, (q6 % p.ow) * p.stride);
+    let m7 = min(first + 7u, total - 1u); let q7 = m7 % ohw; let t7 = texel(m7 / ohw, (q7 / p.ow) * p.stride, (q7 % p.ow) * p.stride);
+    let m8 = min(first + 8u, total - 1u); let q8 = m8 % ohw; let t8 = texel(m8 / ohw, (q8 / p.ow) * p.stride, (q8 % p.ow) * p.stride);
+    let m9 = min(first + 9u, total - 1u); let q9 = m9 % ohw; let t9 = texel(m9 / ohw, (q9 / p.ow) * p.stride, (q9 % p.ow) * p.stride);
+    let m10 = min(first + 10u, total - 1u); let q10 = m10 % ohw; let t10 = texel(m10 / ohw, (q10 / p.ow) * p.stride, (q10 % p.ow) * p.stride);
+    let m11 = min(first + 11u, total - 1u); let q11 = m11 % ohw; let t11 = texel(m11 / ohw, (q11 / p.ow) * p.stride, (q11 % p.ow) * p.stride);
+    let m12 = min(first + 12u, total - 1u); let q12 = m12 % ohw; let t12 = texel(m12 / ohw, (q12 / p.ow) * p.stride, (q12 % p.ow) * p.stride);
+    let m13 = min(first + 13u, total - 1u); let q13 = m13 % ohw; let t13 = texel(m13 / ohw, (q13 / p.ow) * p.stride, (q13 % p.ow) * p.stride);
+    let m14 = min(first + 14u, total - 1u); let q14 = m14 % ohw; let t14 = texel(m14 / ohw, (q14 / p.ow) * p.stride, (q14 % p.ow) * p.stride);
+    let m15 = min(first + 15u, total - 1u); let q15 = m15 % ohw; let t15 = texel(m15 / ohw, (q15 / p.ow) * p.stride, (q15 % p.ow) * p.stride);
+
+    var r0 = Row(); var r1 = Row(); var r2 = Row(); var r3 = Row(); var r4 = Row(); var r5 = Row(); var r6 = Row(); var r7 = Row();
+    var r8 = Row(); var r9 = Row(); var r10 = Row(); var r11 = Row(); var r12 = Row(); var r13 = Row(); var r14 = Row(); var r15 = Row();
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let d = vec2<u32>(kx * p.c4, ky);
+            let krow = (ky * p.kw + kx) * p.c4 * 4u;
+            for (var g = 0u; g < p.c4; g++) {
+                let k = krow + g * 4u;
+                let q = Panel(b_row(wx, k), b_row(wx, k + 1u), b_row(wx, k + 2u), b_row(wx, k + 3u));
+                let e = d + vec2<u32>(g, 0u);
+                r0 = update(r0, textureLoad(tx, t0 + e, 0), q);
+                r1 = update(r1, textureLoad(tx, t1 + e, 0), q);
+                r2 = update(r2, textureLoad(tx, t2 + e, 0), q);
+                r3 = update(r3, textureLoad(tx, t3 + e, 0), q);
+                r4 = update(r4, textureLoad(tx, t4 + e, 0), q);
+                r5 = update(r5, textureLoad(tx, t5 + e, 0), q);
+                r6 = update(r6, textureLoad(tx, t6 + e, 0), q);
+                r7 = update(r7, textureLoad(tx, t7 + e, 0), q);
+                r8 = update(r8, textureLoad(tx, t8 + e, 0), q);
+                r9 = update(r9, textureLoad(tx, t9 + e, 0), q);
+                r10 = update(r10, textureLoad(tx, t10 + e, 0), q);
+                r11 = update(r11, textureLoad(tx, t11 + e, 0), q);
+                r12 = update(r12, textureLoad(tx, t12 + e, 0), q);
+                r13 = update(r13, textureLoad(tx, t13 + e, 0), q);
+                r14 = update(r14, textureLoad(tx, t14 + e, 0), q);
+                r15 = update(r15, textureLoad(tx, t15 + e, 0), q);
+            }
+        }
+    }
+
+    store_row(first + 0u < total, (m0 / ohw) * p.o * ohw + q0, ohw, col0, r0);
+    store_row(first + 1u < total, (m1 / ohw) * p.o * ohw + q1, ohw, col0, r1);
+    store_row(first + 2u < total, (m2 / ohw) * p.o * ohw + q2, ohw, col0, r2);
+    store_row(first + 3u < total, (m3 / ohw) * p.o * ohw + q3, ohw, col0, r3);
+    store_row(first + 4u < total, (m4 / ohw) * p.o * ohw + q4, ohw, col0, r4);
+    store_row(first + 5u < total, (m5 / ohw) * p.o * ohw + q5, ohw, col0, r5);
+    store_row(first + 6u < total, (m6 / ohw) * p.o * ohw + q6, ohw, col0, r6);
+    store_row(first + 7u < total, (m7 / ohw) * p.o * ohw + q7, ohw, col0, r7);
+    store_row(first + 8u < total, (m8 / ohw) * p.o * ohw + q8, ohw, col0, r8);
+    store_row(first + 9u < total, (m9 / ohw) * p.o * ohw + q9, ohw, col0, r9);
+    store_row(first + 10u < total, (m10 / ohw) * p.o * ohw + q10, ohw, col0, r10);
+    store_row(first + 11u < total, (m11 / ohw) * p.o * ohw + q11, ohw, col0, r11);
+    store_row(first + 12u < total, (m12 / ohw) * p.o * ohw + q12, ohw, col0, r12);
+    store_row(first + 13u < total, (m13 / ohw) * p.o * ohw + q13, ohw, col0, r13);
+    store_row(first + 14u < total, (m14 / ohw) * p.o * ohw + q14, ohw, col0, r14);
+    store_row(first + 15u < total, (m15 / ohw) * p.o * ohw + q15, ohw, col0, r15);
+}
+
+// `input`: one phase (fy, fx) = workgroup_id.z of the input pixels; block
+// rows are consecutive pixels (n, i, j) of that phase, i.e. input pixels
+// (fy + i * s, fx + j * s). Tap ky reaches them iff (fy + pad - ky) is a
+// multiple of s, from dy row i + (fy + pad - ky) / s; packed dy has
+// p.margin rows and columns of zeros on each side, so that row is always
+// inside the texture.
+@compute @workgroup_size(64)
+fn input(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let s = p.stride;
+    let fy = wid.z / s;
+    let fx = wid.z % s;
+    // Input pixels of this phase per image: rows fy, fy + s, ... < oh
+    // (here p.oh, p.ow are the input's height and width).
+    let ph = (p.oh + s - 1u - fy) / s;
+    let pw = (p.ow + s - 1u - fx) / s;
+    let per_image = ph * pw;
+    let total = p.n * per_image;
+    let first = gid.x * 16u;
+    if first >= total || ph == 0u || pw == 0u {
+        return;
+    }
+    let col0 = wid.y * 16u;
+    let wx = wid.y * 4u;
+    let ohw = p.oh * p.ow;
+    let m0 = min(first + 0u, total - 1u); let q0 = m0 % per_image; let n0 = m0 / per_image; let t0 = texel(n0, q0 / pw + p.margin, q0 % pw + p.margin);
+    let m1 = min(first + 1u, total - 1u); let q1 = m1 % per_image; let n1 = m1 / per_image; let t1 = texel(n1, q1 / pw + p.margin, q1 % pw + p.margin);
+    let m2 = min(first + 2u, total - 1u); let q2 = m2 % per_image; let n2 = m2 / per_image; let t2 = texel(n2, q2 / pw + p.margin, q2 % pw + p.margin);
+    let m3 = min(first + 3u, total - 1u); let q3 = m3 % per_image; let n3 = m3 / per_image; let t3 = texel(n3, q3 / pw + p.margin, q3 % pw + p.margin);
+    let m4 = min(first + 4u, total - 1u); let q4 = m4 % per_image; let n4 = m4 / per_image; let t4 = texel(n4, q4 / pw + p.margin, q4 % pw + p.margin);
+    let m5 = min(first + 5u, total - 1u); let q5 = m5 % per_image; let n5 = m5 / per_image; let t5 = texel(n5, q5 / pw + p.margin, q5 % pw + p.margin);
+    let m6 = min(first + 6u, total - 1u); let q6 = m6 % per_image; let n6 = m6 / per_image; let t6 = texel(n6, q6 / pw + p.margin, q6 % pw + p.margin);
+    let m7 = min(first + 7u, total - 1u); let q7 = m7 % per_image; let n7 = m7 / per_image; let t7 = texel(n7, q7 / pw + p.margin, q7 % pw + p.margin);
+    let m8 = min(first + 8u, total - 1u); let q8 = m8 % per_image; let n8 = m8 / per_image; let t8 = texel(n8, q8 / pw + p.margin, q8 % pw + p.margin);
+    let m9 = min(first + 9u, total - 1u); let q9 = m9 % per_image; let n9 = m9 / per_image; let t9 = texel(n9, q9 / pw + p.margin, q9 % pw + p.margin);
+    let m10 = min(first + 10u, total - 1u); let q10 = m10 % per_image; let n10 = m10 / per_image; let t10 = texel(n10, q10 / pw + p.margin, q10 % pw + p.margin);
+    let m11 = min(first + 11u, total - 1u); let q11 = m11 % per_image; let n11 = m11 / per_image; let t11 = texel(n11, q11 / pw + p.margin, q11 % pw + p.margin);
+    let m12 = min(first + 12u, total - 1u); let q12 = m12 % per_image; let n12 = m12 / per_image; let t12 = texel(n12, q12 / pw + p.margin, q12 % pw + p.margin);
+    let m13 = min(first + 13u, total - 1u); let q13 = m13 % per_image; let n13 = m13 / per_image; let t13 = texel(n13, q13 / pw + p.margin, q13 % pw + p.margin);
+    let m14 = min(first + 14u, total - 1u); let q14 = m14 % per_image; let n14 = m14 / per_image; let t14 = texel(n14, q14 / pw + p.margin, q14 % pw + p.margin);
+    let m15 = min(first + 15u, total - 1u); let q15 = m15 % per_image; let n15 = m15 / per_image; let t15 = texel(n15, q15 / pw + p.margin, q15 % pw + p.margin);
+
+    var r0 = Row(); var r1 = Row(); var r2 = Row(); var r3 = Row(); var r4 = Row(); var r5 = Row(); var r6 = Row(); var r7 = Row();
+    var r8 = Row(); var r9 = Row(); var r10 = Row(); var r11 = Row(); var r12 = Row(); var r13 = Row(); var r14 = Row(); var r15 = Row();
+    // The first tap of the phase: ky = (fy + pad) mod s.
+    for (var ky = (fy + p.pad) % s; ky < p.kh; ky += s) {
+        // The dy row offset (fy + pad - ky) / s, exact, possibly negative
+        // (u32 addition wraps, so adding its bit pattern subtracts).
+        let oy = u32((i32(fy + p.pad) - i32(ky)) / i32(s));
+        for (var kx = (fx + p.pad) % s; kx < p.kw; kx += s) {
+            let ox = u32((i32(fx + p.pad) - i32(kx)) / i32(s));
+            let d = vec2<u32>(ox * p.c4, oy);
+            let krow = (ky * p.kw + kx) * p.c4 * 4u;
+            for (var g = 0u; g < p.c4; g++) {
+                let k = krow + g * 4u;
+                let q = Panel(b_row(wx, k), b_row(wx, k + 1u), b_row(wx, k + 2u), b_row(wx, k + 3u));
+                let e = d + vec2<u32>(g, 0u);
+                r0 = update(r0, textureLoad(tx, t0 + e, 0), q);
+                r1 = update(r1, textureLoad(tx, t1 + e, 0), q);
+                r2 = update(r2, textureLoad(tx, t2 + e, 0), q);
+                r3 = update(r3, textureLoad(tx, t3 + e, 0), q);
+                r4 = update(r4, textureLoad(tx, t4 + e, 0), q);
+                r5 = update(r5, textureLoad(tx, t5 + e, 0), q);
+                r6 = update(r6, textureLoad(tx, t6 + e, 0), q);
+                r7 = update(r7, textureLoad(tx, t7 + e, 0), q);
+                r8 = update(r8, textureLoad(tx, t8 + e, 0), q);
+                r9 = update(r9, textureLoad(tx, t9 + e, 0), q);
+                r10 = update(r10, textureLoad(tx, t10 + e, 0), q);
+                r11 = update(r11, textureLoad(tx, t11 + e, 0), q);
+                r12 = update(r12, textureLoad(tx, t12 + e, 0), q);
+                r13 = update(r13, textureLoad(tx, t13 + e, 0), q);
+                r14 = update(r14, textureLoad(tx, t14 + e, 0), q);
+                r15 = update(r15, textureLoad(tx, t15 + e, 0), q);
+            }
+        }
+    }
+
+    store_row(first + 0u < total, n0 * p.o * ohw + (fy + (q0 / pw) * s) * p.ow + fx + (q0 % pw) * s, ohw, col0, r0);
+    store_row(first + 1u < total, n1 * p.o * ohw + (fy + (q1 / pw) * s) * p.ow + fx + (q1 % pw) * s, ohw, col0, r1);
+    store_row(first + 2u < total, n2 * p.o * ohw + (fy + (q2 / pw) * s) * p.ow + fx + (q2 % pw) * s, ohw, col0, r2);
+    store_row(first + 3u < total, n3 * p.o * ohw + (fy + (q3 / pw) * s) * p.ow + fx + (q3 % pw) * s, ohw, col0, r3);
+    store_row(first + 4u < total, n4 * p.o * ohw + (fy + (q4 / pw) * s) * p.ow + fx + (q4 % pw) * s, ohw, col0, r4);
+    store_row(first + 5u < total, n5 * p.o * ohw + (fy + (q5 / pw) * s) * p.ow + fx + (q5 % pw) * s, ohw, col0, r5);
+    store_row(first + 6u < total, n6 * p.o * ohw + (fy + (q6 / pw) * s) * p.ow + fx + (q6 % pw) * s, ohw, col0, r6);
+    store_row(first + 7u < total, n7 * p.o * ohw + (fy + (q7 / pw) * s) * p.ow + fx + (q7 % pw) * s, ohw, col0, r7);
+    store_row(first + 8u < total, n8 * p.o * ohw + (fy + (q8 / pw) * s) * p.ow + fx + (q8 % pw) * s, ohw, col0, r8);
+    store_row(first + 9u < total, n9 * p.o * ohw + (fy + (q9 / pw) * s) * p.ow + fx + (q9 % pw) * s, ohw, col0, r9);
+    store_row(first + 10u < total, n10 * p.o * ohw + (fy + (q10 / pw) * s) * p.ow + fx + (q10 % pw) * s, ohw, col0, r10);
+    store_row(first + 11u < total, n11 * p.o * ohw + (fy + (q11 / pw) * s) * p.ow + fx + (q11 % pw) * s, ohw, col0, r11);
+    store_row(first + 12u < total, n12 * p.o * ohw + (fy + (q12 / pw) * s) * p.ow + fx + (q12 % pw) * s, ohw, col0, r12);
+    store_row(first + 13u < total, n13 * p.o * ohw + (fy + (q13 / pw) * s) * p.ow + fx + (q13 % pw) * s, ohw, col0, r13);
+    store_row(first + 14u < total, n14 * p.o * ohw + (fy + (q14 / pw) * s) * p.ow + fx + (q14 % pw) * s, ohw, col0, r14);
+    store_row(first + 15u < total, n15 * p.o * ohw + (fy + (q15 / pw) * s) * p.ow + fx + (q15 % pw) * s, ohw, col0, r15);
+}

@@ -1,0 +1,239 @@
+//! Choosing kernel variants by measuring them on the device in use.
+//!
+//! Which variant is fastest depends on the device, its driver and the
+//! shape: on one CPU the implicit-GEMM convolution runs at 11-15 GFLOP/s
+//! and on another at 1.5, where the texture variants keep their speed. So
+//! the first time a (kernel family, shape) is met on a device, the kernels
+//! time each eligible variant briefly and keep the fastest, for the rest of
+//! the run and, in a cache file keyed by adapter and driver, for later runs
+//! (which then pay nothing). `DARKMATTER_TUNE=0` turns measuring off (each
+//! family's measured heuristic, `default_for`, decides); `darkmatter info`
+//! lists the cached choices.
+//!
+//! Different variants sum in different orders, so a run must not change its
+//! mind: the choices made are kept in memory for the process, saved into
+//! training checkpoints and preset on `--resume`, and two processes tuning
+//! the same key at once agree on whichever wrote the cache first.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use super::Gpu;
+use crate::error::Result;
+
+/// How variants are chosen.
+#[derive(Debug)]
+pub(crate) struct Tuner {
+    /// Measure unknown keys (false: every family's heuristic decides).
+    measure: bool,
+    /// The cache file shared by the runs on this adapter and driver.
+    file: Option<PathBuf>,
+    /// key -> variant name, for this process.
+    choices: Mutex<BTreeMap<String, String>>,
+}
+
+/// The directory of darkmatter's caches: `DARKMATTER_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/darkmatter`, else `$HOME/.cache/darkmatter`.
+pub fn cache_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(d) = var("DARKMATTER_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = var("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("darkmatter"));
+    }
+    var("HOME").map(|h| PathBuf::from(h).join(".cache").join("darkmatter"))
+}
+
+/// FNV-1a, so the file name does not depend on the standard library's
+/// hasher (which may change between releases).
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn read_choices(path: &Path) -> BTreeMap<String, String> {
+    let mut text = String::new();
+    let ok = File::open(path).and_then(|mut f| f.read_to_string(&mut text));
+    if ok.is_err() {
+        return BTreeMap::new();
+    }
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| serde_json::from_value(v["choices"].clone()).ok())
+        .unwrap_or_default()
+}
+
+/// An exclusive lock on `path.lock`, held while the file is read and
+/// rewritten; `None` where the directory cannot be written (the cache is
+/// then not used).
+fn lock(path: &Path) -> Option<File> {
+    std::fs::create_dir_all(path.parent()?).ok()?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_extension("lock"))
+        .ok()?;
+    file.lock().ok()?;
+    Some(file)
+}
+
+impl Tuner {
+    /// A tuner for the adapter described by `info`: measuring unless
+    /// `measure` is false, caching in `dir` when given.
+    pub(crate) fn new(measure: bool, dir: Option<PathBuf>, info: &wgpu::AdapterInfo) -> Tuner {
+        let identity = format!(
+            "{} | {:?} | {} | {} | {:x}/{:x}",
+            info.name, info.backend, info.driver, info.driver_info, info.vendor, info.device
+        );
+        let file = dir.map(|d| d.join(format!("tuning-{:016x}.json", fnv(&identity))));
+        Tuner {
+            measure,
+            file,
+            choices: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn remembered(&self, key: &str) -> Option<String> {
+        let map = self.choices.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).cloned()
+    }
+
+    /// Keeps `value` for `key` unless another thread got there first;
+    /// returns the value kept.
+    fn remember(&self, key: &str, value: String) -> String {
+        let mut map = self.choices.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(key.to_string()).or_insert(value).clone()
+    }
+}
+
+impl Gpu {
+    /// The variant of a kernel family to use for `key` (the family, the
+    /// pass and the shape), one of `candidates`: the one this run already
+    /// chose, else the cached choice for this adapter and driver, else the
+    /// fastest by `time` (seconds of one run of a candidate, or an error
+    /// for a candidate that cannot run this shape). `fallback` when
+    /// measuring is off or every candidate failed.
+    pub(crate) fn tuned(
+        &self,
+        key: &str,
+        candidates: &[&'static str],
+        fallback: &'static str,
+        time: &mut dyn FnMut(&'static str) -> Result<f64>,
+    ) -> &'static str {
+        let tuner = &self.inner.tuner;
+        let pick = |name: &str| candidates.iter().copied().find(|c| *c == name);
+        if let Some(c) = tuner.remembered(key).and_then(|n| pick(&n)) {
+            return c;
+        }
+        if !tuner.measure || candidates.len() < 2 {
+            return pick(&tuner.remember(key, fallback.to_string())).unwrap_or(fallback);
+        }
+        // Another run on this adapter may have measured it already.
+        if let Some(path) = &tuner.file {
+            let held = lock(path);
+            let cached = held.as_ref().and_then(|_| read_choices(path).remove(key));
+            if let Some(c) = cached.as_deref().and_then(pick) {
+                return pick(&tuner.remember(key, c.to_string())).unwrap_or(c);
+            }
+        }
+        // Measure (no lock held: a candidate may tune its own kernels).
+        let mut best: Option<(&'static str, f64)> = None;
+        for &c in candidates {
+            if let Ok(t) = time(c)
+                && best.is_none_or(|(_, b)| t < b)
+            {
+                best = Some((c, t));
+            }
+        }
+        let Some((chosen, _)) = best else {
+            return pick(&tuner.remember(key, fallback.to_string())).unwrap_or(fallback);
+        };
+        // Whoever wrote the cache first wins, so that concurrent runs agree.
+        let chosen = match &tuner.file {
+            Some(path) => match lock(path) {
+                Some(_held) => {
+                    let mut all = read_choices(path);
+                    let winner = all
+                        .entry(key.to_string())
+                        .or_insert(chosen.to_string())
+                        .clone();
+                    let json = serde_json::json!({
+                        "adapter": self.inner.info.name,
+                        "driver": format!("{} {}", self.inner.info.driver, self.inner.info.driver_info),
+                        "choices": all,
+                    });
+                    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+                    let written = std::fs::write(&tmp, json.to_string())
+                        .and_then(|_| std::fs::rename(&tmp, path));
+                    if written.is_err() {
+                        let _ = std::fs::remove_file(&tmp);
+                    }
+                    pick(&winner).unwrap_or(chosen)
+                }
+                None => chosen,
+            },
+            None => chosen,
+        };
+        pick(&tuner.remember(key, chosen.to_string())).unwrap_or(chosen)
+    }
+
+    /// The variant choices made by this process so far, `(key, variant)`.
+    pub fn tuning(&self) -> Vec<(String, String)> {
+        let map = self
+            .inner
+            .tuner
+            .choices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Makes these choices this process's own before anything is measured
+    /// (a resumed run takes its checkpoint's, so it computes exactly what
+    /// the uninterrupted run would have). Choices already made stay.
+    pub fn preset_tuning(&self, choices: &[(String, String)]) {
+        for (k, v) in choices {
+            self.inner.tuner.remember(k, v.clone());
+        }
+    }
+
+    /// Whether unknown shapes are measured, and the cache file if any.
+    pub fn tuning_setup(&self) -> (bool, Option<&Path>) {
+        let t = &self.inner.tuner;
+        (t.measure, t.file.as_deref())
+    }
+
+    /// The choices cached on disk for this adapter and driver.
+    pub fn cached_tuning(&self) -> Vec<(String, String)> {
+        self.inner
+            .tuner
+            .file
+            .as_deref()
+            .map(read_choices)
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+}
+
+/// Seconds of the fastest of `runs` calls of `f` (after one call that
+/// compiles pipelines and warms caches), each submitted and waited for.
+pub(crate) fn time_runs(gpu: &Gpu, runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    gpu.sync()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..runs {
+        let start = Instant::now();
+        f()?;
+        gpu.sync()?;
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}

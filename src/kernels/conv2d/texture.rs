@@ -1,0 +1,226 @@
+//! The `texture` variant of conv2d (`shaders/conv2d/texture.wgsl`): the
+//! input (or dy) and the weights packed into rgba32float textures, then an
+//! implicit GEMM of 16 x 16 blocks from texel fetches. The weight gradient
+//! goes through the `im2col` path, whose GEMM is the `texture` matmul.
+
+use super::ConvGeometry;
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, Gpu, Kernel, dispatch, uniform};
+use crate::tensor::Tensor;
+
+const SOURCE: &str = include_str!("../../../shaders/conv2d/texture.wgsl");
+
+fn kernel(entry: &'static str) -> Kernel {
+    // Fetches stay inside the zero-padded textures; stores are guarded.
+    Kernel {
+        trusted: true,
+        ..Kernel::new("conv2d/texture", SOURCE, entry)
+    }
+}
+
+uniform! {
+    pub(crate) struct TextureParams {
+        n: u32,
+        c: u32,
+        h: u32,
+        w: u32,
+        o: u32,
+        oh: u32,
+        ow: u32,
+        kh: u32,
+        kw: u32,
+        stride: u32,
+        pad: u32,
+        c4: u32,
+        hp: u32,
+        wp: u32,
+        per_page: u32,
+        margin: u32,
+    }
+}
+
+/// An rgba32float texture written by a pack kernel and read by the GEMM.
+struct Packed {
+    view: wgpu::TextureView,
+    size: (u32, u32),
+}
+
+fn texture(gpu: &Gpu, what: &str, width: usize, height: usize) -> Result<Packed> {
+    let max = gpu.limits().max_texture_dimension_2d as usize;
+    if width > max || height > max {
+        return Err(Error::Limit {
+            what: format!("{what} packed into a {width} x {height} texture"),
+            limit: "max_texture_dimension_2d",
+            requested: width.max(height) as u64,
+            allowed: max as u64,
+        });
+    }
+    let texture = gpu.device().create_texture(&wgpu::TextureDescriptor {
+        label: Some("darkmatter conv2d operand"),
+        size: wgpu::Extent3d {
+            width: width.max(1) as u32,
+            height: height.max(1) as u32,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Float,
+        usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::TEXTURE_BINDING,
+        view_formats: &[],
+    });
+    Ok(Packed {
+        view: texture.create_view(&wgpu::TextureViewDescriptor::default()),
+        size: (width.max(1) as u32, height.max(1) as u32),
+    })
+}
+
+/// How images of `h x w` with `margin` zeros around them and `c` channels
+/// lie in a texture: (c4, hp, wp, per_page, width, height).
+fn layout(gpu: &Gpu, n: usize, c: usize, h: usize, w: usize, margin: usize) -> [usize; 6] {
+    let max = gpu.limits().max_texture_dimension_2d as usize;
+    let (c4, hp, wp) = (c.div_ceil(4), h + 2 * margin, w + 2 * margin);
+    let per_page = (max / hp).clamp(1, n.max(1));
+    let pages = n.div_ceil(per_page);
+    [c4, hp, wp, per_page, pages * wp * c4, per_page * hp]
+}
+
+/// Whether the textures of a convolution fit the device.
+pub(super) fn fits(gpu: &Gpu, g: &ConvGeometry) -> bool {
+    let max = gpu.limits().max_texture_dimension_2d as usize;
+    let [.., xw, xh] = layout(gpu, g.n, g.c, g.h, g.w, g.padding);
+    let m = margin(g);
+    let [.., dw, dh] = layout(gpu, g.n, g.o, g.oh, g.ow, m);
+    let taps = g.kh * g.kw;
+    let wrows = (taps * g.c.div_ceil(4) * 4).max(taps * g.o.div_ceil(4) * 4);
+    xw <= max && xh <= max && dw <= max && dh <= max && wrows <= max
+}
+
+/// The zeros around packed dy: enough for every tap's reach in `input`.
+fn margin(g: &ConvGeometry) -> usize {
+    g.kh.max(g.kw) + g.padding
+}
+
+fn params(g: &ConvGeometry, input: bool, lay: [usize; 6], margin: usize) -> TextureParams {
+    let u = |v: usize| v as u32;
+    // `input` runs the GEMM from dy (o channels, oh x ow) to dx (c, h x w).
+    let (n_in, c_in, h_in, w_in, c_out, h_out, w_out) = if input {
+        (g.n, g.o, g.oh, g.ow, g.c, g.h, g.w)
+    } else {
+        (g.n, g.c, g.h, g.w, g.o, g.oh, g.ow)
+    };
+    TextureParams {
+        n: u(n_in),
+        c: u(c_in),
+        h: u(h_in),
+        w: u(w_in),
+        o: u(c_out),
+        oh: u(h_out),
+        ow: u(w_out),
+        kh: u(g.kh),
+        kw: u(g.kw),
+        stride: u(g.stride),
+        pad: u(g.padding),
+        c4: u(lay[0]),
+        hp: u(lay[1]),
+        wp: u(lay[2]),
+        per_page: u(lay[3]),
+        margin: u(margin),
+    }
+}
+
+/// Packs `src` (`[n, c, h, w]`, as `p` describes it) into a texture.
+fn pack_input(src: &Tensor, p: &TextureParams, lay: [usize; 6]) -> Result<Packed> {
+    let gpu = src.gpu();
+    let t = texture(gpu, "a conv2d input", lay[4], lay[5])?;
+    let groups = [t.size.0.div_ceil(8), t.size.1.div_ceil(8), 1];
+    let bindings = [src.binding(1), Binding::texture(2, &t.view)];
+    dispatch(gpu, &kernel("pack_input"), &[], p, &bindings, groups)?;
+    Ok(t)
+}
+
+/// Packs the weights as the B matrix of the GEMM: rows (tap, input
+/// channel of the GEMM), 4 output channels of the GEMM per texel.
+fn pack_weights(w: &Tensor, p: &TextureParams, transposed: bool) -> Result<Packed> {
+    let gpu = w.gpu();
+    let rows = (p.kh * p.kw * p.c4 * 4) as usize;
+    let width = (p.o as usize).div_ceil(16) * 4;
+    let t = texture(gpu, "conv2d weights", width, rows)?;
+    let groups = [t.size.0.div_ceil(8), t.size.1.div_ceil(8), 1];
+    let bindings = [w.binding(1), Binding::texture(2, &t.view)];
+    let constants = [("TRANSPOSED", transposed as u32 as f64)];
+    dispatch(
+        gpu,
+        &kernel("pack_weights"),
+        &constants,
+        p,
+        &bindings,
+        groups,
+    )?;
+    Ok(t)
+}
+
+/// Workgroups for `pixels` output pixels in blocks of 16, `cols` output
+/// channels in blocks of 16 and `z` phases.
+fn groups(gpu: &Gpu, g: &ConvGeometry, pixels: usize, cols: usize, z: usize) -> Result<[u32; 3]> {
+    let d = [
+        pixels.div_ceil(16).div_ceil(64) as u64,
+        cols.div_ceil(16) as u64,
+        z as u64,
+    ];
+    let max = gpu.limits().max_compute_workgroups_per_dimension as u64;
+    if let Some(&over) = d.iter().find(|&&v| v > max) {
+        return Err(Error::Limit {
+            what: format!("a texture conv2d of {g:?}"),
+            limit: "max_compute_workgroups_per_dimension",
+            requested: over,
+            allowed: max,
+        });
+    }
+    Ok(d.map(|v| v as u32))
+}
+
+/// The forward: `out` `[n, o, oh, ow]` from `x`, `w` and an optional bias.
+pub(super) fn forward(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    out: &Tensor,
+    g: &ConvGeometry,
+) -> Result<()> {
+    let gpu = x.gpu();
+    let lay = layout(gpu, g.n, g.c, g.h, g.w, g.padding);
+    let p = params(g, false, lay, g.padding);
+    let tx = pack_input(x, &p, lay)?;
+    let tw = pack_weights(w, &p, false)?;
+    let groups = groups(gpu, g, g.n * g.oh * g.ow, g.o, 1)?;
+    let bindings = [
+        Binding::texture(1, &tx.view),
+        Binding::texture(2, &tw.view),
+        bias.unwrap_or(w).binding(3),
+        out.binding(4),
+    ];
+    let constants = [("HAS_BIAS", bias.is_some() as u32 as f64)];
+    dispatch(gpu, &kernel("forward"), &constants, &p, &bindings, groups)
+}
+
+/// The input gradient: `dx` `[n, c, h, w]` from `dy` and `w`, one
+/// dispatch covering the stride's s * s phases.
+pub(super) fn input_grad(dy: &Tensor, w: &Tensor, dx: &Tensor, g: &ConvGeometry) -> Result<()> {
+    let gpu = dy.gpu();
+    let m = margin(g);
+    let lay = layout(gpu, g.n, g.o, g.oh, g.ow, m);
+    let p = params(g, true, lay, m);
+    let tdy = pack_input(dy, &p, lay)?;
+    let tw = pack_weights(w, &p, true)?;
+    let s = g.stride;
+    let pixels = g.n * g.h.div_ceil(s) * g.w.div_ceil(s);
+    let groups = groups(gpu, g, pixels, g.c, s * s)?;
+    let bindings = [
+        Binding::texture(1, &tdy.view),
+        Binding::texture(2, &tw.view),
+        w.binding(3),
+        dx.binding(4),
+    ];
+    dispatch(gpu, &kernel("input"), &[], &p, &bindings, groups)
+}
