@@ -5,6 +5,7 @@
 //!     cargo run --release --example profile_step                     # VICReg, synthetic, batch 64, 2 steps
 //!     cargo run --release --example profile_step -- fashion-mnist 256 3
 //!     cargo run --release --example profile_step -- fashion-mnist 256 3 byol
+//!     cargo run --release --example profile_step -- synthetic:32 256 3   # the train_step bench's step
 //!
 //! Timing each dispatch alone serialises the GPU, so the step is slower than
 //! in training; the ranking is what this is for. A first, unprofiled step
@@ -22,7 +23,13 @@ fn main() -> darkmatter::Result<()> {
         unsafe { std::env::set_var("DARKMATTER_PROFILE", "1") };
     }
     let args: Vec<String> = std::env::args().collect();
-    let data = args.get(1).cloned().unwrap_or_else(|| "synthetic".into());
+    // `synthetic:32`: the synthetic shapes at 32 x 32 (the size of
+    // benches/train_step.rs and benches/pytorch_reference.py).
+    let spec = args.get(1).cloned().unwrap_or_else(|| "synthetic".into());
+    let (data, size) = match spec.strip_prefix("synthetic:") {
+        Some(side) => ("synthetic".to_string(), side.parse().ok()),
+        None => (spec, None),
+    };
     let batch_size: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(64);
     let steps: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(2);
     let method: Method = args.get(4).map_or(Ok(Method::Vicreg), |m| m.parse())?;
@@ -31,6 +38,10 @@ fn main() -> darkmatter::Result<()> {
     println!("device: {}", gpu.describe());
     let mut config = TrainConfig::defaults(method, &data);
     config.batch_size = batch_size;
+    if let Some(side) = size {
+        config.synthetic_size = side;
+        config.augment = "vicreg".into();
+    }
     let dataset = train::open_data(&data, Split::Train, &config)?;
     let arch = config.encoder.arch(dataset.channels());
     let mut objective = config.objective.build(&gpu, &arch, 0)?;

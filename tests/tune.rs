@@ -24,11 +24,17 @@ fn device(tune: bool, cache: Option<&std::path::Path>, conv: Option<&str>) -> Gp
     .unwrap()
 }
 
-/// A small convolution (forward) and the tuning key it uses.
+/// The convolution the tests run: 4.7 M multiply-adds, above the size
+/// below which the heuristic decides without measuring.
+const X: [usize; 4] = [4, 16, 16, 16];
+const W: [usize; 4] = [32, 16, 3, 3];
+
+/// The convolution (forward) and the tuning key it uses.
 fn run_conv(gpu: &Gpu) -> (Vec<f32>, String) {
     let mut rng = Rng::new(3);
-    let x = Tensor::from_slice(gpu, &rng.vec(2 * 5 * 9 * 9, -1.0, 1.0), &[2, 5, 9, 9]).unwrap();
-    let w = Tensor::from_slice(gpu, &rng.vec(7 * 5 * 9, -1.0, 1.0), &[7, 5, 3, 3]).unwrap();
+    let count = |s: [usize; 4]| s.iter().product::<usize>();
+    let x = Tensor::from_slice(gpu, &rng.vec(count(X), -1.0, 1.0), &X).unwrap();
+    let w = Tensor::from_slice(gpu, &rng.vec(count(W), -1.0, 1.0), &W).unwrap();
     let y = conv2d(&x, &w, None, 1, 1).unwrap().to_vec().unwrap();
     let key = gpu
         .tuning()
@@ -114,7 +120,7 @@ fn preset_choices_come_first() {
 fn tuning_off_and_forced_variants() {
     let gpu = device(false, None, None);
     let (_, key) = run_conv(&gpu);
-    let g = ConvGeometry::new(&[2, 5, 9, 9], &[7, 5, 3, 3], 1, 1).unwrap();
+    let g = ConvGeometry::new(&X, &W, 1, 1).unwrap();
     let heuristic = ConvVariant::default_for(&gpu, &g, ConvPass::Forward);
     assert_eq!(chosen(&gpu, &key), heuristic.name());
     assert_eq!(gpu.tuning_setup(), (false, None));
@@ -133,6 +139,26 @@ fn tuning_off_and_forced_variants() {
         e.to_string().contains("unknown convolution variant 'fft'"),
         "{e}"
     );
+}
+
+/// Shapes too small for the choice to matter take the heuristic's variant
+/// without measuring, and are not cached.
+#[test]
+fn small_shapes_are_not_measured() {
+    let dir = scratch("small");
+    let gpu = device(true, Some(&dir), None);
+    let x = Tensor::from_slice(&gpu, &[0.5; 2 * 3 * 5 * 5], &[2, 3, 5, 5]).unwrap();
+    let w = Tensor::from_slice(&gpu, &[0.25; 4 * 3 * 9], &[4, 3, 3, 3]).unwrap();
+    conv2d(&x, &w, None, 1, 1).unwrap();
+    let g = ConvGeometry::new(x.shape(), w.shape(), 1, 1).unwrap();
+    let heuristic = ConvVariant::default_for(&gpu, &g, ConvPass::Forward).name();
+    assert!(
+        gpu.tuning()
+            .iter()
+            .any(|(k, v)| k.starts_with("conv2d/fwd/") && v == heuristic)
+    );
+    assert!(gpu.cached_tuning().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A cache directory that cannot be written leaves tuning in memory.

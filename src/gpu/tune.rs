@@ -118,21 +118,25 @@ impl Gpu {
     /// pass and the shape), one of `candidates`: the one this run already
     /// chose, else the cached choice for this adapter and driver, else the
     /// fastest by `time` (seconds of one run of a candidate, or an error
-    /// for a candidate that cannot run this shape). `fallback` when
-    /// measuring is off or every candidate failed.
+    /// for a candidate that cannot run this shape; its second argument is
+    /// the time to beat, so a hopeless candidate can stop early). The
+    /// heuristic's `fallback` is measured first, and used when measuring is
+    /// off, when `work` (multiply-adds) is too small for the choice to
+    /// matter, or when every candidate failed.
     pub(crate) fn tuned(
         &self,
         key: &str,
         candidates: &[&'static str],
         fallback: &'static str,
-        time: &mut dyn FnMut(&'static str) -> Result<f64>,
+        work: u64,
+        time: &mut dyn FnMut(&'static str, f64) -> Result<f64>,
     ) -> &'static str {
         let tuner = &self.inner.tuner;
         let pick = |name: &str| candidates.iter().copied().find(|c| *c == name);
         if let Some(c) = tuner.remembered(key).and_then(|n| pick(&n)) {
             return c;
         }
-        if !tuner.measure || candidates.len() < 2 {
+        if !tuner.measure || candidates.len() < 2 || work < SMALL {
             return pick(&tuner.remember(key, fallback.to_string())).unwrap_or(fallback);
         }
         // Another run on this adapter may have measured it already.
@@ -143,11 +147,15 @@ impl Gpu {
                 return pick(&tuner.remember(key, c.to_string())).unwrap_or(c);
             }
         }
-        // Measure (no lock held: a candidate may tune its own kernels).
+        // Measure (no lock held: a candidate may tune its own kernels),
+        // the heuristic's choice first.
+        let mut order: Vec<&'static str> = candidates.to_vec();
+        order.sort_by_key(|c| *c != fallback);
         let mut best: Option<(&'static str, f64)> = None;
-        for &c in candidates {
-            if let Ok(t) = time(c)
-                && best.is_none_or(|(_, b)| t < b)
+        for c in order {
+            let to_beat = best.map_or(f64::INFINITY, |(_, b)| b);
+            if let Ok(t) = time(c, to_beat)
+                && t < to_beat
             {
                 best = Some((c, t));
             }
@@ -223,17 +231,25 @@ impl Gpu {
     }
 }
 
-/// Seconds of the fastest of `runs` calls of `f` (after one call that
-/// compiles pipelines and warms caches), each submitted and waited for.
-pub(crate) fn time_runs(gpu: &Gpu, runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+/// Shapes of fewer multiply-adds than this take the heuristic's variant:
+/// they run in microseconds whatever the variant, and measuring each would
+/// cost more than it could save.
+const SMALL: u64 = 1 << 22;
+
+/// Seconds of one call of `f`, submitted and waited for, after a first
+/// call that compiles the pipelines; when that first call already took
+/// more than three times `to_beat` (plus the time a compile may take),
+/// its time is returned instead, without a second call.
+pub(crate) fn time_run(gpu: &Gpu, to_beat: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    let start = Instant::now();
     f()?;
     gpu.sync()?;
-    let mut best = f64::INFINITY;
-    for _ in 0..runs {
-        let start = Instant::now();
-        f()?;
-        gpu.sync()?;
-        best = best.min(start.elapsed().as_secs_f64());
+    let first = start.elapsed().as_secs_f64();
+    if first > 3.0 * to_beat + 0.25 {
+        return Ok(first);
     }
-    Ok(best)
+    let start = Instant::now();
+    f()?;
+    gpu.sync()?;
+    Ok(start.elapsed().as_secs_f64())
 }

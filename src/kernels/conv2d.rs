@@ -3,7 +3,7 @@
 //! variants side by side.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, dispatch, time_runs, uniform};
+use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, dispatch, time_run, uniform};
 use crate::kernels::elementwise::{BinaryOp, binary};
 use crate::kernels::{matmul, reduce, transpose};
 use crate::tensor::Tensor;
@@ -38,13 +38,13 @@ impl ConvVariant {
             "conv2d/{pass}/n{}c{}h{}w{}o{}k{}x{}s{}p{}",
             g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.stride, g.padding
         );
-        let mut time = |name: &'static str| -> Result<f64> {
+        let mut time = |name: &'static str, to_beat: f64| -> Result<f64> {
             let variant: ConvVariant = name.parse()?;
             let x = Tensor::full(gpu, &[g.n, g.c, g.h, g.w], 0.5)?;
             let w = Tensor::full(gpu, &[g.o, g.c, g.kh, g.kw], 0.25)?;
             let dy = Tensor::full(gpu, &g.output_shape(), 0.1)?;
             let (s, p) = (g.stride, g.padding);
-            time_runs(gpu, 2, || {
+            time_run(gpu, to_beat, || {
                 match pass {
                     ConvPass::Forward => conv2d_with(variant, &x, &w, None, s, p),
                     ConvPass::InputGrad => conv2d_backward_input(variant, &dy, &w, x.shape(), s, p),
@@ -55,7 +55,7 @@ impl ConvVariant {
                 .map(drop)
             })
         };
-        gpu.tuned(&key, &candidates, fallback.name(), &mut time)
+        gpu.tuned(&key, &candidates, fallback.name(), g.macs(), &mut time)
             .parse()
             .unwrap_or(fallback)
     }
@@ -118,7 +118,7 @@ impl ConvVariant {
                 )
             },
             ConvVariant::Im2col => im2col_kernel("im2col"),
-            ConvVariant::Texture => unreachable!("texture::forward dispatches its own kernels"),
+            ConvVariant::Texture => texture::kernel("forward"),
         }
     }
 
@@ -140,7 +140,8 @@ impl ConvVariant {
             // The data movement of each pass: col2im for dx, im2col for dw.
             ConvVariant::Im2col if entry == "input" => im2col_kernel("col2im"),
             ConvVariant::Im2col => im2col_kernel("im2col"),
-            ConvVariant::Texture => unreachable!("texture::input_grad dispatches its own kernels"),
+            ConvVariant::Texture if entry == "input" => texture::kernel("input"),
+            ConvVariant::Texture => im2col_kernel("im2col"),
         }
     }
 }
@@ -481,10 +482,7 @@ pub fn conv2d_backward_input(
     if g.o == 0 {
         return Tensor::zeros(gpu, x_shape);
     }
-    let kernel = match variant {
-        ConvVariant::Texture => Kernel::new("unused", "", ""),
-        v => v.backward_kernel("input"),
-    };
+    let kernel = variant.backward_kernel("input");
     match variant {
         ConvVariant::Texture => texture::input_grad(dy, w, &dx, &g)?,
         ConvVariant::Im2col => {

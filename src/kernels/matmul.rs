@@ -2,9 +2,7 @@
 //! chosen per operand, optionally batched, in four variants side by side.
 
 use crate::error::{Error, Result};
-use crate::gpu::{
-    Binding, DeviceClass, Gpu, Kernel, copy_to_texture, dispatch, time_runs, uniform,
-};
+use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, copy_to_texture, dispatch, time_run, uniform};
 use crate::tensor::Tensor;
 
 pub use crate::variant::MatmulVariant;
@@ -133,15 +131,22 @@ impl MatmulVariant {
             MatmulVariant::Texture,
         ]
         .map(|v| v.name());
-        let mut time = |name: &'static str| -> Result<f64> {
+        let mut time = |name: &'static str, to_beat: f64| -> Result<f64> {
             let variant: MatmulVariant = name.parse()?;
             let x = Tensor::full(gpu, a, 0.5)?;
             let y = Tensor::full(gpu, b, 0.25)?;
-            time_runs(gpu, 2, || {
+            time_run(gpu, to_beat, || {
                 matmul_with(variant, &x, &y, trans_a, trans_b).map(drop)
             })
         };
-        gpu.tuned(&key, &candidates, fallback.name(), &mut time)
+        // Multiply-adds: the product of the two shapes over the shared k.
+        let k = if trans_a {
+            a[a.len() - 2]
+        } else {
+            a[a.len() - 1]
+        };
+        let work = (a.iter().product::<usize>() / k.max(1) * b.iter().product::<usize>()) as u64;
+        gpu.tuned(&key, &candidates, fallback.name(), work, &mut time)
             .parse()
             .unwrap_or(fallback)
     }

@@ -10,7 +10,7 @@ use crate::tensor::Tensor;
 
 const SOURCE: &str = include_str!("../../../shaders/conv2d/texture.wgsl");
 
-fn kernel(entry: &'static str) -> Kernel {
+pub(super) fn kernel(entry: &'static str) -> Kernel {
     // Fetches stay inside the zero-padded textures; stores are guarded.
     Kernel {
         trusted: true,
