@@ -68,6 +68,16 @@ pub enum Error {
         found: Option<String>,
     },
 
+    /// A tensor holds a NaN or an infinity where only finite values may be:
+    /// a checkpoint being written or read.
+    #[error("{path}: tensor '{tensor}' holds a non-finite value ({value} at element {index})")]
+    NonFinite {
+        path: String,
+        tensor: String,
+        index: usize,
+        value: f32,
+    },
+
     /// A dataset could not be read.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),

@@ -31,6 +31,7 @@ pub mod cli;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod files;
 pub mod gpu;
 pub mod kernels;
 pub mod loss;

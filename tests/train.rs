@@ -1,65 +1,12 @@
 //! `darkmatter train`, `eval` and `embed` through the binary: a short run on
 //! tiny synthetic data, its files, resuming, and bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+#[path = "common/cli.rs"]
+mod cli;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_darkmatter"))
-}
+use std::path::Path;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("darkmatter-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// A run small enough for a CPU driver: 16 x 16 images, 96 of them.
-const TINY: &[&str] = &[
-    "train",
-    "--data",
-    "synthetic",
-    "--synthetic-images",
-    "96",
-    "--synthetic-size",
-    "16",
-    "--batch-size",
-    "32",
-    "--projector",
-    "64-64",
-    "--epochs",
-    "2",
-    "--warmup-epochs",
-    "0",
-    "--seed",
-    "7",
-];
-
-fn run(args: &[&str]) -> Output {
-    let out = bin().args(args).output().expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "darkmatter {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    out
-}
-
-fn records(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .expect("metrics.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON record per line"))
-        .collect()
-}
-
-fn epochs(dir: &Path) -> Vec<serde_json::Value> {
-    records(dir)
-        .into_iter()
-        .filter(|r| r["kind"] == "epoch")
-        .collect()
-}
+use cli::*;
 
 #[test]
 fn a_short_run_writes_everything_and_learns() {
@@ -289,20 +236,6 @@ fn an_old_config_file_still_loads() {
     // And today's format round-trips.
     let json = serde_json::to_string(&want).unwrap();
     assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), want);
-}
-
-/// Runs a command that must fail with exit code 2 and a one-line error
-/// containing `needle`, writing nothing into `out`.
-fn fails(args: &[&str], needle: &str) {
-    let out = bin().args(args).output().expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
-    assert!(
-        errors[0].contains(needle),
-        "{args:?}: expected '{needle}' in {stderr}"
-    );
 }
 
 #[test]

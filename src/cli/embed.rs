@@ -44,20 +44,16 @@ pub fn write_npy(path: &Path, values: &[f32], rows: usize, cols: usize) -> Resul
     let total = (10 + header.len() + 1).next_multiple_of(64);
     header.push_str(&" ".repeat(total - 10 - header.len() - 1));
     header.push('\n');
-    let tmp = path.with_extension("npy.tmp");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
-    f.write_all(b"\x93NUMPY\x01\x00").map_err(io)?;
-    f.write_all(&(header.len() as u16).to_le_bytes())
-        .map_err(io)?;
-    f.write_all(header.as_bytes()).map_err(io)?;
-    for v in values {
-        f.write_all(&v.to_le_bytes()).map_err(io)?;
-    }
-    f.into_inner()
-        .map_err(|e| io(e.into_error()))?
-        .sync_all()
-        .map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::files::write_with(path, |f| {
+        f.write_all(b"\x93NUMPY\x01\x00")?;
+        f.write_all(&(header.len() as u16).to_le_bytes())?;
+        f.write_all(header.as_bytes())?;
+        for v in values {
+            f.write_all(&v.to_le_bytes())?;
+        }
+        Ok(())
+    })
+    .map_err(io)
 }
 
 pub fn run(args: &EmbedArgs) -> Result<()> {

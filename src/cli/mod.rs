@@ -44,12 +44,7 @@ pub enum Command {
 /// Runs the command line; returns the process exit code: 0, or 2 with a
 /// one-line error naming the cause.
 pub fn run(cli: Cli) -> i32 {
-    let result = match cli
-        .command
-        .unwrap_or(Command::Train(Box::new(train::TrainArgs {
-            out: "runs/latest".into(),
-            ..Default::default()
-        }))) {
+    let result = match cli.command.unwrap_or(Command::Train(Box::default())) {
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Embed(args) => embed::run(&args),

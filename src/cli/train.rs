@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::objectives::ObjectiveConfig;
-use crate::train::{EncoderKind, Method, TrainConfig, Trainer, checkpoint};
+use crate::train::rundir::RunDir;
+use crate::train::{EncoderKind, Extension, Method, TrainConfig, Trainer, checkpoint};
 use crate::{Error, Gpu, Result};
 
 /// Every flag is optional: unset ones take the defaults of the method and
@@ -73,11 +74,18 @@ pub struct TrainArgs {
     /// Seed of initialisation, data order and augmentation.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Output directory: config.json, metrics.jsonl, checkpoint, plots.
-    #[arg(long, default_value = "runs/latest")]
-    pub out: PathBuf,
-    /// Continue the run saved in this directory (its configuration is kept;
-    /// only --stop-after applies, and --method, if given, must be the run's).
+    /// Output directory: config.json, metrics.jsonl, checkpoint, plots
+    /// (default runs/latest). A directory holding another run is refused
+    /// unless --overwrite.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Start afresh in an --out directory that holds another run, removing
+    /// that run's files.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Continue the run saved in this directory. Its configuration is kept:
+    /// only --stop-after and --epochs (to extend it) apply, and --method, if
+    /// given, must be the run's.
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Stop after this many epochs of the run, as if interrupted; --resume
@@ -203,22 +211,67 @@ pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
          synthetic_train <- synthetic_images, synthetic_size <- synthetic_size);
     if let Some(n) = args.eval_images {
         c.eval_train_images = n;
-        c.eval_test_images = n / 5;
+        c.eval_test_images = n.div_ceil(5).max(10.min(n));
     }
     c.validate()?;
     Ok(c)
 }
 
+/// The flags given that a resumed run cannot honour (its configuration is
+/// kept), by name.
+fn fixed_on_resume(args: &TrainArgs) -> Vec<&'static str> {
+    let given: [(&'static str, bool); 22] = [
+        ("--data", args.data.is_some()),
+        ("--encoder", args.encoder.is_some()),
+        ("--projector", args.projector.is_some()),
+        ("--predictor", args.predictor.is_some()),
+        ("--vicreg-coefficients", args.vicreg_coefficients.is_some()),
+        ("--temperature", args.temperature.is_some()),
+        ("--barlow-lambda", args.barlow_lambda.is_some()),
+        ("--ema-momentum", args.ema_momentum.is_some()),
+        ("--batch-size", args.batch_size.is_some()),
+        ("--optimizer", args.optimizer.is_some()),
+        ("--lr", args.lr.is_some()),
+        ("--weight-decay", args.weight_decay.is_some()),
+        ("--trust-coefficient", args.trust_coefficient.is_some()),
+        ("--adam-beta2", args.adam_beta2.is_some()),
+        ("--warmup-epochs", args.warmup_epochs.is_some()),
+        ("--augment", args.augment.is_some()),
+        ("--seed", args.seed.is_some()),
+        ("--eval-images", args.eval_images.is_some()),
+        ("--synthetic-images", args.synthetic_images.is_some()),
+        ("--synthetic-size", args.synthetic_size.is_some()),
+        ("--out", args.out.is_some()),
+        ("--overwrite", args.overwrite),
+    ];
+    given
+        .into_iter()
+        .filter(|(_, g)| *g)
+        .map(|(f, _)| f)
+        .collect()
+}
+
 pub fn run(args: &TrainArgs) -> Result<()> {
     // Everything the flags say is checked before a device is opened or a file written.
+    let out = args.out.clone().unwrap_or_else(|| "runs/latest".into());
     let config = match &args.resume {
         None => Some(config(args)?),
         Some(dir) => {
+            if let Some(flag) = fixed_on_resume(args).first() {
+                return Err(Error::invalid(
+                    "train",
+                    format!(
+                        "{flag} does not apply with --resume: the run in {} keeps its configuration (only --epochs, to extend it, and --stop-after do)",
+                        dir.display()
+                    ),
+                ));
+            }
             let method = args
                 .method
                 .as_deref()
                 .map(str::parse::<Method>)
                 .transpose()?;
+            RunDir::ensure_free(dir)?;
             let saved = checkpoint::read_config(dir)?;
             if let Some(m) = method.filter(|&m| m != saved.method()) {
                 return Err(Error::invalid(
@@ -235,12 +288,17 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     let gpu = Gpu::new()?;
     let trainer = match (&args.resume, config) {
-        (Some(dir), _) => Trainer::resume(&gpu, dir)?,
-        (None, Some(c)) => Trainer::new(&gpu, c, &args.out)?,
+        (Some(dir), _) => {
+            let extension = Extension {
+                epochs: args.epochs,
+            };
+            Trainer::resume(&gpu, dir, extension)?
+        }
+        (None, Some(c)) => Trainer::new(&gpu, c, &out, args.overwrite)?,
         (None, None) => unreachable!("a configuration exists unless resuming"),
     };
     let trainer = trainer.stop_after(args.stop_after);
-    let out = args.resume.clone().unwrap_or_else(|| args.out.clone());
+    let out = args.resume.clone().unwrap_or(out);
     let summary = trainer.run()?;
     let l = &summary.last.evaluation;
     if let Some(b) = &summary.baseline {

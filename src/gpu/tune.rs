@@ -177,12 +177,8 @@ impl Gpu {
                         "driver": format!("{} {}", self.inner.info.driver, self.inner.info.driver_info),
                         "choices": all,
                     });
-                    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-                    let written = std::fs::write(&tmp, json.to_string())
-                        .and_then(|_| std::fs::rename(&tmp, path));
-                    if written.is_err() {
-                        let _ = std::fs::remove_file(&tmp);
-                    }
+                    // Best effort: without the cache, runs measure again.
+                    let _ = crate::files::write_atomic(path, json.to_string().as_bytes());
                     pick(&winner).unwrap_or(chosen)
                 }
                 None => chosen,

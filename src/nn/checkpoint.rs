@@ -2,7 +2,8 @@
 //! name (f32; `num_batches_tracked` as i64, as PyTorch stores it), and the
 //! architecture of each part in the metadata, so a file rebuilds its modules.
 //! A file is written next to its destination and renamed into place, so a
-//! crash never leaves half a checkpoint.
+//! crash never leaves half a checkpoint; a tensor holding a NaN or an
+//! infinity is refused when saving and when loading.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -60,18 +61,18 @@ pub fn save_with(
         data.push(match entry {
             Entry::Param(p) => {
                 let t = &p.tensor;
-                let bytes = bytemuck::cast_slice(&t.to_vec()?).to_vec();
+                let bytes = bytemuck::cast_slice(&finite_values(path, &name, t)?).to_vec();
                 (name, Dtype::F32, t.shape().to_vec(), bytes)
             }
             Entry::Buffer(t) => {
-                let bytes = bytemuck::cast_slice(&t.to_vec()?).to_vec();
+                let bytes = bytemuck::cast_slice(&finite_values(path, &name, t)?).to_vec();
                 (name, Dtype::F32, t.shape().to_vec(), bytes)
             }
             Entry::Counter(c) => (name, Dtype::I64, vec![], c.get().to_le_bytes().to_vec()),
         });
     }
     for (name, t) in extras {
-        let bytes = bytemuck::cast_slice(&t.to_vec()?).to_vec();
+        let bytes = bytemuck::cast_slice(&finite_values(path, name, t)?).to_vec();
         data.push((name.clone(), Dtype::F32, t.shape().to_vec(), bytes));
     }
     let views = data
@@ -96,9 +97,41 @@ pub fn save_with(
         serde_json::to_string(&meta).map_err(|e| fail(path, e))?,
     );
     let bytes = safetensors::serialize(views, Some(info)).map_err(|e| fail(path, e))?;
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| fail(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| fail(path, e))
+    crate::files::write_atomic(path, &bytes).map_err(|e| fail(path, e))
+}
+
+/// Little-endian f32 `data` of tensor `name`, refused if any value is not
+/// finite.
+fn finite_bytes(path: &Path, name: &str, data: &[u8]) -> Result<()> {
+    let bad = data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .enumerate()
+        .find(|(_, v)| !v.is_finite());
+    match bad {
+        Some((index, value)) => Err(Error::NonFinite {
+            path: path.display().to_string(),
+            tensor: name.to_string(),
+            index,
+            value,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The values of `t`, refused if any is not finite: a checkpoint with a NaN
+/// would load and evaluate to plausible-looking nonsense.
+fn finite_values(path: &Path, name: &str, t: &Tensor) -> Result<Vec<f32>> {
+    let values = t.to_vec()?;
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            path: path.display().to_string(),
+            tensor: name.to_string(),
+            index: i,
+            value: values[i],
+        });
+    }
+    Ok(values)
 }
 
 /// The string metadata of a checkpoint.
@@ -134,6 +167,7 @@ pub fn load_tensors(gpu: &Gpu, path: &Path, prefix: &str) -> Result<Vec<(String,
                 format!("tensor '{name}' is {:?}, expected f32", view.dtype()),
             ));
         }
+        finite_bytes(path, &name, view.data())?;
         let values: Vec<f32> = view
             .data()
             .chunks_exact(4)
@@ -212,6 +246,9 @@ fn fill(path: &Path, file: &SafeTensors<'_>, parts: &[(&str, &dyn Module)]) -> R
         if view.dtype() != dtype || view.shape() != shape.as_slice() {
             let found = format!("{:?} {:?}", view.dtype(), view.shape());
             return Err(mismatch(Some(found.to_lowercase())));
+        }
+        if dtype == Dtype::F32 {
+            finite_bytes(path, &name, view.data())?;
         }
         checked.push((entry, view.data()));
     }

@@ -1,6 +1,6 @@
 //! Seeded parameter initialisation with PyTorch's default distributions.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 
@@ -25,9 +25,15 @@ impl Init {
         z ^ (z >> 31)
     }
 
-    /// A tensor of `shape` drawn from U(-bound, bound).
+    /// A tensor of `shape` drawn from U(-bound, bound). The size is checked
+    /// against the device's limits before anything is allocated.
     pub fn uniform(&mut self, gpu: &Gpu, shape: &[usize], bound: f32) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
+        let n = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|&n| n <= usize::MAX / 4)
+            .ok_or_else(|| Error::shape("Init::uniform", &[shape], "element count overflows"))?;
+        gpu.check_binding(|| format!("a parameter of shape {shape:?}"), n as u64 * 4)?;
         let data: Vec<f32> = (0..n)
             .map(|_| {
                 let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;

@@ -152,6 +152,11 @@ impl Optimizer {
         self.rule
     }
 
+    /// Whether the optimiser holds state for the parameter `name`.
+    pub fn has_state(&self, name: &str) -> bool {
+        self.state.iter().any(|(n, _)| n == name)
+    }
+
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.steps

@@ -24,16 +24,6 @@ pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Creates `dir` if needed and checks that files can be written in it.
-pub fn prepare_out_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| io(dir, format!("cannot create the output directory: {e}")))?;
-    let probe = dir.join(".darkmatter-write-test");
-    std::fs::write(&probe, b"")
-        .map_err(|e| io(dir, format!("the output directory is not writable: {e}")))?;
-    std::fs::remove_file(&probe).map_err(|e| io(&probe, e))
-}
-
 /// What a checkpoint holds.
 pub struct State<'a> {
     pub dir: &'a Path,

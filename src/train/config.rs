@@ -66,6 +66,10 @@ impl EncoderKind {
     }
 }
 
+/// The most synthetic images a run may ask for: an index per image is kept
+/// in memory for shuffling and evaluation.
+pub const MAX_IMAGES: usize = 1 << 26;
+
 /// A whole training run. Serialised as `config.json` and into checkpoints;
 /// files written before the objective was a type (flat `method`,
 /// `projector`, `vicreg_coefficients`, `temperature` and `barlow_lambda`
@@ -322,6 +326,22 @@ impl TrainConfig {
         Ok(augment)
     }
 
+    /// `config.json`'s text. Refuses a configuration it could not read
+    /// back: every number must be finite (JSON has no NaN or infinity, and
+    /// serde writes them as `null`).
+    pub fn to_json(&self) -> Result<String> {
+        self.validate()?;
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::invalid("train", e.to_string()))?;
+        serde_json::from_str::<TrainConfig>(&text).map_err(|e| {
+            Error::invalid(
+                "train",
+                format!("the configuration would not read back ({e}): {text}"),
+            )
+        })?;
+        Ok(text)
+    }
+
     /// The method of the run.
     pub fn method(&self) -> Method {
         self.objective.method()
@@ -358,6 +378,28 @@ impl TrainConfig {
                 "--warmup-epochs must be >= 0, got {}",
                 self.warmup_epochs
             ));
+        }
+        if !(self.trust_coefficient > 0.0 && self.trust_coefficient.is_finite()) {
+            return bad(format!(
+                "--trust-coefficient must be positive, got {}",
+                self.trust_coefficient
+            ));
+        }
+        if !(1..=MAX_IMAGES).contains(&self.synthetic_train) {
+            return bad(format!(
+                "--synthetic-images must be between 1 and {MAX_IMAGES}, got {}",
+                self.synthetic_train
+            ));
+        }
+        for (flag, n) in [
+            ("--eval-images", self.eval_train_images),
+            ("the test images of --eval-images", self.eval_test_images),
+        ] {
+            if n != 0 && n < 10 {
+                return bad(format!(
+                    "{flag} must be 0 (every image) or at least 10, got {n}"
+                ));
+            }
         }
         self.optimizer.parse::<Rule>()?;
         if !(self.adam_beta2 > 0.0 && self.adam_beta2 < 1.0) {

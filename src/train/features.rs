@@ -88,11 +88,22 @@ pub fn representations(
     if indices.is_empty() {
         return Err(Error::invalid("representations", "no images to encode"));
     }
+    if let Some(i) = rows.iter().position(|v| !v.is_finite()) {
+        return Err(Error::invalid(
+            "representations",
+            format!(
+                "the representation of image {} of {} holds {}: the encoder's weights are not finite",
+                indices[i / dim.max(1)],
+                data.name(),
+                rows[i]
+            ),
+        ));
+    }
     Tensor::from_slice(gpu, &rows, &[indices.len(), dim])
 }
 
 /// What the per-epoch evaluation measures.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Evaluation {
     /// kNN top-1 (percent), k = 20 and k = 200, temperature-weighted votes.
     pub knn_top1: f32,

@@ -14,7 +14,7 @@ use super::step::StepLosses;
 use crate::error::Result;
 
 /// The end-of-epoch record.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct EpochRecord {
     pub epoch: u32,
     pub step: u64,
@@ -65,19 +65,60 @@ struct StepRecord<'a> {
     terms: std::collections::BTreeMap<&'a str, f32>,
 }
 
-/// The open log, with the step losses of the run so far (for the plots).
+/// One step's losses as the plots read them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoggedStep {
+    /// 1-based, as in the file.
+    pub step: u64,
+    pub loss: f32,
+    pub terms: Vec<(String, f32)>,
+}
+
+/// The open log, with the records of the whole run so far (for the plots):
+/// those already in the file when it was opened (a resumed run's first
+/// part) and those logged since.
 pub struct MetricsLog {
     path: PathBuf,
     file: File,
-    /// (step, loss, terms) of every step logged by this process.
-    pub steps: Vec<StepLosses>,
+    pub steps: Vec<LoggedStep>,
     pub epochs: Vec<EpochRecord>,
     epoch_losses: Vec<f32>,
 }
 
 impl MetricsLog {
-    /// Appends to `path` (created if missing).
+    /// Appends to `path` (created if missing), reading the records it
+    /// already holds.
     pub fn open(path: &Path) -> Result<MetricsLog> {
+        let (mut steps, mut epochs) = (Vec::new(), Vec::new());
+        if let Ok(text) = std::fs::read_to_string(path) {
+            for line in text.lines() {
+                let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                if value["kind"] == "epoch" {
+                    if let Ok(r) = serde_json::from_value::<EpochRecord>(value) {
+                        epochs.push(r);
+                    }
+                } else if value["kind"] == "step"
+                    && let (Some(step), Some(loss)) =
+                        (value["step"].as_u64(), value["loss"].as_f64())
+                {
+                    let fixed = ["kind", "epoch", "step", "loss", "lr", "grad_norm"];
+                    let terms = value
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .filter(|(k, _)| !fixed.contains(&k.as_str()))
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_f64()? as f32)))
+                        .collect();
+                    steps.push(LoggedStep {
+                        step,
+                        loss: loss as f32,
+                        terms,
+                    });
+                }
+            }
+        }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -86,8 +127,8 @@ impl MetricsLog {
         Ok(MetricsLog {
             path: path.to_path_buf(),
             file,
-            steps: Vec::new(),
-            epochs: Vec::new(),
+            steps,
+            epochs,
             epoch_losses: Vec::new(),
         })
     }
@@ -109,7 +150,15 @@ impl MetricsLog {
         let line = serde_json::to_string(&record).map_err(|e| io(&self.path, e))?;
         self.write(line)?;
         self.epoch_losses.push(losses.loss);
-        self.steps.push(losses.clone());
+        self.steps.push(LoggedStep {
+            step: losses.step + 1,
+            loss: losses.loss,
+            terms: losses
+                .terms
+                .iter()
+                .map(|(n, v)| (n.to_string(), *v))
+                .collect(),
+        });
         Ok(())
     }
 
@@ -161,5 +210,5 @@ pub fn truncate(path: &Path, epoch: u32) -> Result<()> {
     if !text.is_empty() {
         text.push('\n');
     }
-    std::fs::write(path, text).map_err(|e| io(path, e))
+    crate::files::write_atomic(path, text.as_bytes()).map_err(|e| io(path, e))
 }

@@ -8,6 +8,7 @@ pub mod features;
 pub mod metrics;
 pub mod plots;
 mod report;
+pub mod rundir;
 pub mod step;
 
 use std::path::{Path, PathBuf};
@@ -55,6 +56,8 @@ pub struct Trainer {
     gpu: Gpu,
     config: TrainConfig,
     out: PathBuf,
+    /// Held for the whole run: the directory's lock.
+    _dir: rundir::RunDir,
     train: Arc<dyn Dataset>,
     test: Arc<dyn Dataset>,
     objective: Box<dyn Objective>,
@@ -69,9 +72,31 @@ pub struct Trainer {
     quiet: bool,
 }
 
+/// What may change when a run is resumed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extension {
+    /// A new total of epochs, at least the epochs already done: extends a
+    /// finished run (the learning-rate schedule is recomputed for the new
+    /// length).
+    pub epochs: Option<u32>,
+}
+
 impl Trainer {
-    /// Prepares a fresh run, checking every input before anything is written.
-    pub fn new(gpu: &Gpu, config: TrainConfig, out: &Path) -> Result<Trainer> {
+    /// Prepares a fresh run in `out`, checking every input before anything
+    /// is written. A directory that already holds a run is refused unless
+    /// `overwrite`, which removes that run's files.
+    pub fn new(gpu: &Gpu, config: TrainConfig, out: &Path, overwrite: bool) -> Result<Trainer> {
+        Trainer::prepare(gpu, config, out, |out| {
+            rundir::RunDir::fresh(out, overwrite)
+        })
+    }
+
+    fn prepare(
+        gpu: &Gpu,
+        config: TrainConfig,
+        out: &Path,
+        claim: impl FnOnce(&Path) -> Result<rundir::RunDir>,
+    ) -> Result<Trainer> {
         config.validate()?;
         let train = open_data(&config.data, Split::Train, &config)?;
         let test = open_data(&config.data, Split::Test, &config)?;
@@ -85,7 +110,7 @@ impl Trainer {
                 ),
             ));
         }
-        checkpoint::prepare_out_dir(out)?;
+        let dir = claim(out)?;
         let encoder = config.encoder.arch(train.channels());
         let objective = config.objective.build(gpu, &encoder, config.seed)?;
         let normalize = features::normalize_for(&config.data, train.channels());
@@ -95,6 +120,7 @@ impl Trainer {
             optimizer: config.build_optimizer()?,
             config,
             out: out.to_path_buf(),
+            _dir: dir,
             train,
             test,
             objective,
@@ -108,11 +134,27 @@ impl Trainer {
     }
 
     /// Continues the run saved in `out`: same configuration, modules,
-    /// optimiser state and position, so the metrics match an uninterrupted run.
-    pub fn resume(gpu: &Gpu, out: &Path) -> Result<Trainer> {
+    /// optimiser state and position, so the metrics match an uninterrupted
+    /// run; `extension` may give it more epochs.
+    pub fn resume(gpu: &Gpu, out: &Path, extension: Extension) -> Result<Trainer> {
+        let dir = rundir::RunDir::existing(out)?;
         let saved = checkpoint::load(gpu, out)?;
         gpu.preset_tuning(&saved.kernels);
-        let mut t = Trainer::new(gpu, saved.config.clone(), out)?;
+        let mut config = saved.config.clone();
+        if let Some(epochs) = extension.epochs {
+            if epochs < saved.epoch {
+                return Err(Error::invalid(
+                    "train",
+                    format!(
+                        "--epochs {epochs} is fewer than the {} epochs the run in {} has done",
+                        saved.epoch,
+                        out.display()
+                    ),
+                ));
+            }
+            config.epochs = epochs;
+        }
+        let mut t = Trainer::prepare(gpu, config, out, |_| Ok(dir))?;
         if saved.encoder_arch != t.config.encoder.arch(t.train.channels()) {
             return Err(Error::invalid(
                 "resume",
@@ -121,6 +163,27 @@ impl Trainer {
         }
         t.objective = saved.objective;
         t.optimizer.load_state(saved.step, saved.optimizer_state)?;
+        // A parameter without state would restart its moments from zero,
+        // and the run would silently differ from an uninterrupted one.
+        if saved.step > 0 {
+            for part in t.objective.parts() {
+                if part.role != crate::objectives::Role::Trained {
+                    continue;
+                }
+                for (name, _) in part.module.parameters() {
+                    let full = format!("{}.{name}", part.name);
+                    if !t.optimizer.has_state(&full) {
+                        return Err(Error::invalid(
+                            "resume",
+                            format!(
+                                "{}: the checkpoint holds no optimiser state for {full}",
+                                out.display()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         t.epoch = saved.epoch;
         t.step = saved.step;
         metrics::truncate(&out.join("metrics.jsonl"), saved.epoch)?;
@@ -191,12 +254,9 @@ impl Trainer {
     /// Runs the remaining epochs; evaluates the random-init encoder first on
     /// a fresh run, so the gain is visible.
     pub fn run(mut self) -> Result<Summary> {
-        std::fs::write(
-            self.out.join("config.json"),
-            serde_json::to_string_pretty(&self.config)
-                .map_err(|e| Error::invalid("train", e.to_string()))?,
-        )
-        .map_err(|e| checkpoint::io(&self.out.join("config.json"), e))?;
+        let path = self.out.join("config.json");
+        crate::files::write_atomic(&path, self.config.to_json()?.as_bytes())
+            .map_err(|e| checkpoint::io(&path, e))?;
         self.say(&self.config.describe());
         self.say(&format!(
             "device {} | {} train / {} test images of {}x{}x{}",
@@ -290,6 +350,9 @@ impl Trainer {
             }
             let train_seconds = start.elapsed().as_secs_f64();
             bar.finish_and_clear();
+            // The losses read so far were computed before the last update:
+            // look at what it left before evaluating or saving anything.
+            self.check_finite()?;
             let (evaluation, test_features) = self.evaluate()?;
             self.epoch = epoch + 1;
             let record = EpochRecord {
@@ -314,6 +377,35 @@ impl Trainer {
         }
         let last = last.ok_or_else(|| Error::invalid("train", "no epoch left to run"))?;
         Ok(Summary { baseline, last })
+    }
+
+    /// Every parameter and running statistic of every part is finite, or
+    /// an error naming the first that is not and the step, before the
+    /// epoch's checkpoint replaces the last good one.
+    fn check_finite(&self) -> Result<()> {
+        for part in self.objective.parts() {
+            let mut entries = Vec::new();
+            part.module.visit(part.name, &mut entries);
+            for (name, entry) in entries {
+                let values = match entry {
+                    crate::nn::Entry::Param(p) => p.tensor.to_vec()?,
+                    crate::nn::Entry::Buffer(t) => t.to_vec()?,
+                    crate::nn::Entry::Counter(_) => continue,
+                };
+                if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+                    return Err(Error::invalid(
+                        "train",
+                        format!(
+                            "training diverged by step {}: {name} holds {v}; nothing was saved for epoch {} (the checkpoint of epoch {} is kept); try a lower --lr",
+                            self.step,
+                            self.epoch + 1,
+                            self.epoch
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn checkpoint_state(&self) -> checkpoint::State<'_> {

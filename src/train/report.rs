@@ -23,11 +23,11 @@ pub fn write_all(
 ) -> Result<()> {
     let mut series: Vec<(&str, Vec<(u64, f32)>)> = vec![("loss", Vec::new())];
     for s in &log.steps {
-        series[0].1.push((s.step + 1, s.loss));
+        series[0].1.push((s.step, s.loss));
         for (name, v) in &s.terms {
             match series.iter_mut().find(|(n, _)| n == name) {
-                Some((_, points)) => points.push((s.step + 1, *v)),
-                None => series.push((name, vec![(s.step + 1, *v)])),
+                Some((_, points)) => points.push((s.step, *v)),
+                None => series.push((name, vec![(s.step, *v)])),
             }
         }
     }

@@ -54,18 +54,20 @@ impl PendingLosses {
             grad_norm,
             lr: self.lr,
         };
-        if !loss.is_finite()
-            || !grad_norm.is_finite()
-            || out.terms.iter().any(|(_, v)| !v.is_finite())
-        {
-            let terms: Vec<String> = out.terms.iter().map(|(n, v)| format!("{n} {v}")).collect();
+        // Every quantity, the first non-finite one named: the loss (or one
+        // of its terms) goes first when the forward broke, the gradient
+        // norm when only the backward did.
+        let mut quantities = vec![("the loss", loss)];
+        quantities.extend(out.terms.iter().copied());
+        quantities.push(("the gradient norm", grad_norm));
+        if let Some((name, value)) = quantities.iter().find(|(_, v)| !v.is_finite()) {
+            let all: Vec<String> = quantities.iter().map(|(n, v)| format!("{n} {v}")).collect();
             return Err(Error::invalid(
                 "train",
                 format!(
-                    "training diverged at step {}: loss {loss}, gradient norm {grad_norm}{}{} (try a lower --lr)",
-                    out.step,
-                    if terms.is_empty() { "" } else { ", " },
-                    terms.join(", ")
+                    "training diverged at step {}: {name} is {value} ({}); the weights of the last update are not finite: try a lower --lr",
+                    out.step + 1,
+                    all.join(", ")
                 ),
             ));
         }

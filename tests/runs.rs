@@ -1,0 +1,261 @@
+//! Runs that never lose work: one owner per output directory, nothing
+//! non-finite saved or loaded, every size checked before it is allocated,
+//! and a resumed run that refuses what it cannot honour.
+
+#[path = "common/cli.rs"]
+mod cli;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cli::*;
+
+/// [`tiny`] with these flags, writing into `dir`.
+fn tiny_in(dir: &Path, extra: &[&str]) -> Vec<String> {
+    let mut all = extra.to_vec();
+    all.extend(["--out", dir.to_str().unwrap()]);
+    tiny(&all)
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn a_directory_holding_a_run_is_refused_unless_overwritten() {
+    let dir = scratch("owned");
+    let first = tiny_in(&dir, &["--epochs", "1"]);
+    let first = strs(&first);
+    run(&first);
+    let checkpoint = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
+    let log = std::fs::read(dir.join("metrics.jsonl")).unwrap();
+    // Twice the same command: refused, nothing touched.
+    fails(
+        &first,
+        "already holds a run (vicreg on synthetic, 1 epochs)",
+    );
+    let other = tiny_in(&dir, &["--method", "simclr", "--epochs", "1"]);
+    fails(&strs(&other), "--overwrite starts afresh there");
+    assert_eq!(
+        std::fs::read(dir.join("checkpoint.safetensors")).unwrap(),
+        checkpoint
+    );
+    assert_eq!(std::fs::read(dir.join("metrics.jsonl")).unwrap(), log);
+    // --overwrite: the log holds the new run alone.
+    run(&strs(&tiny_in(
+        &dir,
+        &["--method", "simclr", "--epochs", "1", "--overwrite"],
+    )));
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(config.contains("\"simclr\""), "{config}");
+    assert_eq!(epochs(&dir).len(), 1);
+    assert_eq!(records(&dir).len(), 4, "3 steps and 1 epoch record");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_second_concurrent_run_fails_at_once_naming_the_first() {
+    let dir = scratch("busy");
+    let mut first = bin()
+        .args(tiny_in(&dir, &["--epochs", "20"]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first run holds the directory.
+    let lock = dir.join(".darkmatter.lock");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&lock).is_ok_and(|s| s.starts_with("pid")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the first run never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = format!("pid {}", first.id());
+    let resume = ["train", "--resume", dir.to_str().unwrap()];
+    let second = bin()
+        .args(tiny_in(&dir, &["--overwrite"]))
+        .output()
+        .unwrap();
+    let third = bin().args(resume).output().unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    for o in [second, third] {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("is in use by another darkmatter run") && stderr.contains(&pid),
+            "{stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn resume_refuses_what_it_cannot_honour_and_extends_a_finished_run() {
+    let dir = scratch("extend");
+    run(&strs(&tiny_in(&dir, &["--epochs", "1"])));
+    let d = dir.to_str().unwrap();
+    for (flag, value) in [
+        ("--batch-size", "16"),
+        ("--lr", "0.1"),
+        ("--data", "fashion-mnist"),
+        ("--seed", "3"),
+    ] {
+        fails(
+            &["train", "--resume", d, flag, value],
+            &format!("{flag} does not apply with --resume"),
+        );
+    }
+    fails(
+        &["train", "--resume", d, "--out", "/tmp/x"],
+        "--out does not apply with --resume",
+    );
+    fails(
+        &["train", "--resume", d, "--epochs", "0"],
+        "--epochs 0 is fewer than the 1 epochs",
+    );
+    // More epochs extend the run; its plots cover the whole run.
+    run(&["train", "--resume", d, "--epochs", "2"]);
+    let e = epochs(&dir);
+    assert_eq!(
+        e.iter()
+            .map(|r| r["epoch"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(records(&dir).len(), 8);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every numeric flag is checked before anything is written, so every
+/// configuration saved reads back.
+#[test]
+fn numeric_flags_are_validated_before_anything_is_written() {
+    let dir = scratch("numbers");
+    let o = ["--out", dir.to_str().unwrap()];
+    for (arg, needle) in [
+        (
+            "--trust-coefficient=inf",
+            "--trust-coefficient must be positive, got inf",
+        ),
+        (
+            "--trust-coefficient=NaN",
+            "--trust-coefficient must be positive, got NaN",
+        ),
+        (
+            "--trust-coefficient=-1",
+            "--trust-coefficient must be positive",
+        ),
+        ("--lr=inf", "--lr must be positive"),
+        ("--weight-decay=-1", "--weight-decay must be >= 0"),
+        ("--warmup-epochs=nan", "--warmup-epochs must be >= 0"),
+        (
+            "--eval-images=3",
+            "--eval-images must be 0 (every image) or at least 10, got 3",
+        ),
+        (
+            "--synthetic-images=1000000000000",
+            "--synthetic-images must be between 1 and",
+        ),
+    ] {
+        fails(&[&["train", arg], &o[..]].concat(), needle);
+    }
+    assert!(!dir.exists(), "nothing may be written for bad input");
+}
+
+/// A size the device cannot hold is a typed error before any host memory
+/// is allocated for it (it was an abort: "memory allocation failed").
+#[test]
+fn huge_sizes_are_typed_errors() {
+    let dir = scratch("huge");
+    fails(
+        &strs(&tiny_in(&dir, &["--projector", "64-2000000000"])),
+        "a parameter of shape [2000000000, 64] needs",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Divergence stops the run with the first non-finite quantity named, and
+/// leaves no checkpoint holding it.
+#[test]
+fn a_diverged_run_saves_nothing_non_finite() {
+    let dir = scratch("diverged");
+    fails(
+        &strs(&tiny_in(
+            &dir,
+            &["--epochs", "1", "--optimizer", "sgd", "--lr", "1e30"],
+        )),
+        "training diverged",
+    );
+    assert!(!dir.join("checkpoint.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A checkpoint holding a NaN is refused on load, by eval, embed and
+/// resume alike, naming the tensor; one missing some optimiser state
+/// cannot be resumed.
+#[test]
+fn a_non_finite_or_incomplete_checkpoint_is_refused() {
+    let dir = scratch("nan");
+    run(&strs(&tiny_in(&dir, &["--epochs", "1"])));
+    let good = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
+    edit_checkpoint(&dir, |(tensors, _)| {
+        let t = tensors
+            .iter_mut()
+            .find(|t| t.0 == "encoder.conv2.weight")
+            .unwrap();
+        t.3[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
+    });
+    let d = dir.to_str().unwrap();
+    let npy = dir.join("x.npy");
+    for args in [
+        vec!["eval", "--checkpoint", d],
+        vec!["embed", "--checkpoint", d, "--out", npy.to_str().unwrap()],
+        vec!["train", "--resume", d],
+    ] {
+        fails(
+            &args,
+            "tensor 'encoder.conv2.weight' holds a non-finite value (NaN at element 2)",
+        );
+    }
+    assert!(!npy.exists());
+
+    std::fs::write(dir.join("checkpoint.safetensors"), &good).unwrap();
+    edit_checkpoint(&dir, |(tensors, _)| {
+        tensors.retain(|t| !t.0.starts_with("optimizer.projector.layers.0.weight"));
+    });
+    fails(
+        &["train", "--resume", d],
+        "holds no optimiser state for projector.layers.0.weight",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A write that fails after its temporary file was written (here the
+/// rename, onto a directory) removes that temporary file.
+#[test]
+fn a_failed_write_leaves_nothing_behind() {
+    let dir = scratch("tmpfiles");
+    run(&strs(&tiny_in(&dir, &["--epochs", "1"])));
+    let target = dir.join("taken.npy");
+    std::fs::create_dir(&target).unwrap();
+    fails(
+        &[
+            "embed",
+            "--checkpoint",
+            dir.to_str().unwrap(),
+            "--out",
+            target.to_str().unwrap(),
+        ],
+        "taken.npy",
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
