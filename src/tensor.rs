@@ -61,6 +61,7 @@ impl Tensor {
         }
         let t = Tensor::alloc(gpu, shape, true, "Tensor::from_slice")?;
         if !data.is_empty() {
+            let _gl = gpu.inner.gl();
             gpu.queue()
                 .write_buffer(t.buffer(), 0, bytemuck::cast_slice(data));
         }

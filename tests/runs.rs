@@ -259,3 +259,94 @@ fn a_failed_write_leaves_nothing_behind() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Self-supervised training needs no labels: a folder of images without
+/// class folders trains, skipping the label-based evaluations (and saying
+/// so once) and keeping the collapse monitors.
+#[test]
+fn unlabelled_images_train() {
+    let data = scratch("unlabelled-data");
+    std::fs::create_dir_all(&data).unwrap();
+    for i in 0..40u32 {
+        let img = image::RgbImage::from_fn(12, 12, |x, y| {
+            image::Rgb([(x * 20 + i) as u8, (y * 20) as u8, ((x + y + i) * 9) as u8])
+        });
+        img.save(data.join(format!("{i:03}.png"))).unwrap();
+    }
+    let dir = scratch("unlabelled");
+    let spec = format!("folder:{}", data.display());
+    let out = run(&[
+        "train",
+        "--data",
+        &spec,
+        "--batch-size",
+        "16",
+        "--epochs",
+        "1",
+        "--projector",
+        "32-32",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("has no labels").count(), 1, "{stdout}");
+    assert!(
+        stdout.contains("no labels: kNN and linear probe skipped"),
+        "{stdout}"
+    );
+    let e = epochs(&dir);
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0]["std_mean"].is_number() && e[0]["effective_rank"].is_number(),
+        "{}",
+        e[0]
+    );
+    assert!(e[0].get("knn_top1").is_none(), "{}", e[0]);
+    assert!(dir.join("checkpoint.safetensors").is_file() && dir.join("pca.png").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Splits of different image sizes, and images no network should train
+/// on, are refused before anything is written.
+#[test]
+fn inconsistent_or_absurd_images_are_refused() {
+    let out = scratch("idx-out");
+    let o = out.to_str().unwrap();
+    let mixed = idx_dir("idx-mixed", (28, 28), (20, 20), 40);
+    let spec = format!("mnist:{}", mixed.display());
+    fails(
+        &["train", "--data", &spec, "--out", o],
+        "the train split's images are 28x28 with 1 channels but the test split's are 20x20",
+    );
+    let line = idx_dir("idx-line", (1, 5000), (1, 5000), 20);
+    let spec = format!("mnist:{}", line.display());
+    fails(
+        &["train", "--data", &spec, "--out", o],
+        "images of 1x5000 pixels; each side must be between 4 and 1024",
+    );
+    assert!(!out.exists());
+    for d in [mixed, line] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// A backend that this platform does not have is named as such, with the
+/// ones it does have.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unavailable_backend_is_named() {
+    let out = bin()
+        .env("DARKMATTER_BACKEND", "metal")
+        .arg("info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the metal backend is not available on linux; the backends here are vulkan, gl"
+        ),
+        "{stderr}"
+    );
+}

@@ -353,16 +353,19 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
         &["--out", run_dir.to_str().unwrap(), "--stop-after", "1"],
     ]
     .concat());
+    let grey = idx_dir("arch-grey", (16, 16), (16, 16), 20);
+    let spec = format!("mnist:{}", grey.display());
     fails(
         &[
             "eval",
             "--checkpoint",
             run_dir.to_str().unwrap(),
             "--data",
-            "fashion-mnist",
+            &spec,
         ],
         "does not take 1-channel images",
     );
+    let _ = std::fs::remove_dir_all(&grey);
     // A VICReg run resumed as another method, before anything is touched.
     let before = std::fs::read(run_dir.join("metrics.jsonl")).unwrap();
     fails(

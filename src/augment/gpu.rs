@@ -53,6 +53,7 @@ const SOURCE_PADDING: u64 = 8;
 fn upload_bytes(gpu: &Gpu, what: &str, bytes: &[u8], len: u64) -> Result<PooledBuffer> {
     gpu.check_binding(|| what.to_string(), len)?;
     let buf = PooledBuffer::acquire(&gpu.inner, Usage::Storage, len.max(4), true);
+    let _gl = gpu.inner.gl();
     // write_buffer wants whole words: the aligned prefix as is, the tail padded.
     let aligned = bytes.len() / 4 * 4;
     if aligned > 0 {

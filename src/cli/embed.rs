@@ -68,6 +68,7 @@ pub fn run(args: &EmbedArgs) -> Result<()> {
         SplitArg::Test => Split::Test,
     };
     let dataset = train::open_data(&data, split, &loaded.config)?;
+    crate::data::check_splits(dataset.as_ref(), dataset.as_ref())?;
     let indices: Vec<usize> = (0..dataset.len()).collect();
     let reps = features::representations(
         &gpu,

@@ -37,15 +37,16 @@ pub struct EvalArgs {
 }
 
 fn report(name: &str, e: &features::Evaluation) {
+    let accuracy = match &e.accuracy {
+        Some(a) => format!(
+            "kNN k=20 {:6.2}%  k=200 {:6.2}%  linear probe {:6.2}% (train {:6.2}%)",
+            a.knn_top1, a.knn200_top1, a.linear_top1, a.linear_train_top1
+        ),
+        None => "no labels: kNN and linear probe skipped".to_string(),
+    };
     println!(
-        "{name:<22} kNN k=20 {:6.2}%  k=200 {:6.2}%  linear probe {:6.2}% (train {:6.2}%)  std {:.3} (min {:.3})  eff. rank {:.1}",
-        e.knn_top1,
-        e.knn200_top1,
-        e.linear_top1,
-        e.linear_train_top1,
-        e.std_mean,
-        e.std_min,
-        e.effective_rank
+        "{name:<22} {accuracy}  std {:.3} (min {:.3})  eff. rank {:.1}",
+        e.std_mean, e.std_min, e.effective_rank
     );
     if let Some(r2) = &e.localisation_r2 {
         let parts: Vec<String> = crate::eval::LOCALISATION_TARGETS
@@ -81,6 +82,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     config.data = data.clone();
     let train_data = train::open_data(&data, Split::Train, &config)?;
     let test_data = train::open_data(&data, Split::Test, &config)?;
+    crate::data::check_splits(train_data.as_ref(), test_data.as_ref())?;
     let tr = features::subset(train_data.len(), args.eval_images);
     let te = features::subset(test_data.len(), args.eval_images / 5);
     let normalize = loaded.as_ref().map_or_else(

@@ -302,14 +302,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let summary = trainer.run()?;
     let l = &summary.last.evaluation;
     if let Some(b) = &summary.baseline {
-        println!(
-            "\nrandom-init encoder: kNN {:.2}%  linear probe {:.2}%",
-            b.knn_top1, b.linear_top1
-        );
+        println!("\nrandom-init encoder: {}", b.accuracy_line());
     }
     println!(
-        "trained encoder:     kNN {:.2}%  linear probe {:.2}%  (after {} epochs, {} steps)",
-        l.knn_top1, l.linear_top1, summary.last.epoch, summary.last.step
+        "trained encoder:     {}  (after {} epochs, {} steps)",
+        l.accuracy_line(),
+        summary.last.epoch,
+        summary.last.step
     );
     println!("results in {}", out.display());
     Ok(())

@@ -164,6 +164,34 @@ pub trait Dataset: Send + Sync {
     }
 }
 
+/// The image sides training accepts: a 3x3 convolution stack needs a few
+/// pixels, and a side beyond this is a mistake (an IDX file declaring one
+/// row of 100 000 pixels would otherwise train for minutes per image).
+pub const SIDES: std::ops::RangeInclusive<usize> = 4..=1024;
+
+/// Checks that a train and a test split can be used together: the same
+/// image size and channels, and sides within [`SIDES`].
+pub fn check_splits(train: &dyn Dataset, test: &dyn Dataset) -> Result<(), DataError> {
+    let dims = |d: &dyn Dataset| (d.height(), d.width(), d.channels());
+    if dims(train) != dims(test) {
+        let (a, b) = (dims(train), dims(test));
+        return Err(DataError::Config(format!(
+            "the train split's images are {}x{} with {} channels but the test split's are {}x{} with {}",
+            a.0, a.1, a.2, b.0, b.1, b.2
+        )));
+    }
+    let (h, w, _) = dims(train);
+    if !SIDES.contains(&h) || !SIDES.contains(&w) {
+        return Err(DataError::Config(format!(
+            "{}: images of {h}x{w} pixels; each side must be between {} and {}",
+            train.name(),
+            SIDES.start(),
+            SIDES.end()
+        )));
+    }
+    Ok(())
+}
+
 /// The spec forms [`open`] accepts, for error messages and `--help`.
 pub const ACCEPTED_SPECS: &str =
     "synthetic, fashion-mnist, fashion-mnist:DIR, mnist:DIR, cifar10:DIR, folder:DIR";

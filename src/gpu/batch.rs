@@ -150,6 +150,7 @@ fn pipeline(
         kernel.trusted,
         constants.iter().map(|&(k, v)| (k, v.to_bits())).collect(),
     );
+    let _gl = gpu.inner.gl();
     let mut cache = gpu
         .inner
         .pipelines
@@ -230,6 +231,7 @@ pub(crate) fn dispatch<P: super::Uniform>(
     if gpu.inner.profile.is_some() {
         // Time this dispatch alone: finish everything recorded before it.
         flush(gpu);
+        let _gl = gpu.inner.gl();
         let _ = gpu.inner.device.poll(wgpu::PollType::wait_indefinitely());
     }
     let full = {
@@ -286,7 +288,9 @@ pub(crate) fn dispatch<P: super::Uniform>(
     if let Some(profile) = &gpu.inner.profile {
         let start = Instant::now();
         flush(gpu);
+        let gl = gpu.inner.gl();
         let _ = gpu.inner.device.poll(wgpu::PollType::wait_indefinitely());
+        drop(gl);
         let mut p = profile.lock().unwrap_or_else(|e| e.into_inner());
         let entry = p
             .totals
@@ -302,6 +306,7 @@ pub(crate) fn dispatch<P: super::Uniform>(
 /// mapping of every readback recorded in it.
 pub(crate) fn flush(gpu: &Gpu) {
     let inner = &gpu.inner;
+    let _gl = inner.gl();
     // The batch stays locked until the submit and the epoch bump are done:
     // otherwise another thread could record and submit its own batch in
     // between, overwriting this batch's parameter arena before it runs, or

@@ -112,18 +112,68 @@ pub(crate) struct Inner {
     pub(crate) profile: Option<Mutex<batch::Profile>>,
 }
 
+/// The backends wgpu can use on this platform, by name.
+const PLATFORM_BACKENDS: &[(&str, bool)] = &[
+    (
+        "vulkan",
+        cfg!(any(
+            target_os = "linux",
+            target_os = "windows",
+            target_os = "android",
+            target_os = "macos"
+        )),
+    ),
+    ("metal", cfg!(any(target_os = "macos", target_os = "ios"))),
+    ("dx12", cfg!(target_os = "windows")),
+    ("gl", true),
+];
+
+/// Serialises every call darkmatter makes into a GL device, process-wide.
+///
+/// wgpu's GL backend guards its context with a lock it waits six seconds
+/// for, then panics ("Could not lock adapter context"); on a CPU driver one
+/// thread's long submit or wait is enough to trip it for another thread,
+/// and devices share EGL state. With this lock taken first (it has no
+/// timeout) threads queue here instead. Other backends do not take it.
+static GL_LOCK: Mutex<()> = Mutex::new(());
+
+impl Inner {
+    /// The GL lock for a GL device, `None` for every other backend. Taken
+    /// before any other of darkmatter's locks, never while holding one.
+    pub(crate) fn gl(&self) -> Option<std::sync::MutexGuard<'static, ()>> {
+        (self.info.backend == wgpu::Backend::Gl).then(gl_lock)
+    }
+}
+
+fn gl_lock() -> std::sync::MutexGuard<'static, ()> {
+    GL_LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn parse_backend(name: &str) -> Result<wgpu::Backends> {
-    Ok(match name.to_ascii_lowercase().as_str() {
-        "vulkan" | "vk" => wgpu::Backends::VULKAN,
-        "metal" | "mtl" => wgpu::Backends::METAL,
-        "dx12" | "d3d12" => wgpu::Backends::DX12,
-        "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+    let (canonical, backends) = match name.to_ascii_lowercase().as_str() {
+        "vulkan" | "vk" => ("vulkan", wgpu::Backends::VULKAN),
+        "metal" | "mtl" => ("metal", wgpu::Backends::METAL),
+        "dx12" | "d3d12" => ("dx12", wgpu::Backends::DX12),
+        "gl" | "gles" | "opengl" => ("gl", wgpu::Backends::GL),
         other => {
             return Err(Error::NoAdapter(format!(
                 "unknown backend '{other}' in DARKMATTER_BACKEND (expected vulkan, metal, dx12 or gl)"
             )));
         }
-    })
+    };
+    if !PLATFORM_BACKENDS.contains(&(canonical, true)) {
+        let here: Vec<&str> = PLATFORM_BACKENDS
+            .iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(n, _)| *n)
+            .collect();
+        return Err(Error::NoAdapter(format!(
+            "DARKMATTER_BACKEND={name}: the {canonical} backend is not available on {}; the backends here are {}",
+            std::env::consts::OS,
+            here.join(", ")
+        )));
+    }
+    Ok(backends)
 }
 
 /// Higher is preferred: discrete > integrated > virtual > CPU.
@@ -166,6 +216,8 @@ impl Gpu {
                 ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
             })
         };
+        // Probing and creating GL devices touches shared EGL state.
+        let gl_guard = gl_lock();
         let adapters = match &options.backend {
             Some(name) => {
                 let backends = parse_backend(name)?;
@@ -237,6 +289,7 @@ impl Gpu {
             reason: e.to_string(),
         })?;
         let tuner = tune::Tuner::new(options.tune, options.cache_dir.clone(), &info);
+        drop(gl_guard);
         let gpu = Gpu::from_parts(device, queue, info, (matmul, conv), tuner);
         // Our own device: route validation errors into a value rather than
         // wgpu's default panic. An adopted device keeps its host's handler.
@@ -395,10 +448,12 @@ impl Gpu {
     /// Submits recorded work and blocks until the device has finished it.
     pub fn sync(&self) -> Result<()> {
         batch::flush(self);
+        let gl = self.inner.gl();
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Device(e.to_string()))?;
+        drop(gl);
         self.check_device_error()
     }
 

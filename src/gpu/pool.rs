@@ -126,6 +126,7 @@ impl PooledBuffer {
         if size > inner.limits.max_buffer_size {
             size = bytes.next_multiple_of(4);
         }
+        let _gl = inner.gl();
         let mut pool = inner.pool.lock().unwrap_or_else(|p| p.into_inner());
         let buffer = match pool.take(usage, size, for_write) {
             Some(b) => {

@@ -77,7 +77,9 @@ impl Readback {
 
     /// True once the data can be taken without blocking.
     pub fn is_ready(&self) -> bool {
+        let gl = self.gpu.inner.gl();
         let _ = self.gpu.inner.device.poll(wgpu::PollType::Poll);
+        drop(gl);
         matches!(*lock(&self.state), State::Done(_))
     }
 
@@ -103,6 +105,7 @@ impl Readback {
             if matches!(*lock(&self.state), State::Done(_)) {
                 break;
             }
+            let _gl = self.gpu.inner.gl();
             self.gpu
                 .inner
                 .device
@@ -114,6 +117,7 @@ impl Readback {
 
     fn read(&self) -> Result<Vec<f32>> {
         self.gpu.check_device_error()?;
+        let _gl = self.gpu.inner.gl();
         if let State::Done(Err(e)) = &*lock(&self.state) {
             return Err(Error::Device(format!("readback mapping failed: {e}")));
         }
@@ -141,6 +145,7 @@ impl Drop for Readback {
             self.gpu.submit();
         }
         while matches!(*lock(&self.state), State::Mapping) {
+            let _gl = self.gpu.inner.gl();
             if self
                 .gpu
                 .inner
@@ -152,6 +157,7 @@ impl Drop for Readback {
             }
         }
         if matches!(*lock(&self.state), State::Done(Ok(()))) {
+            let _gl = self.gpu.inner.gl();
             self.staging.buffer().unmap();
         }
     }

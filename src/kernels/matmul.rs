@@ -313,6 +313,7 @@ impl Packed {
                 allowed: max as u64,
             });
         }
+        let _gl = gpu.inner.gl();
         let texture = gpu.device().create_texture(&wgpu::TextureDescriptor {
             label: Some("darkmatter matmul operand"),
             size: wgpu::Extent3d {

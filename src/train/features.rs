@@ -102,15 +102,24 @@ pub fn representations(
     Tensor::from_slice(gpu, &rows, &[indices.len(), dim])
 }
 
+/// The evaluations that need labels, in percent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Accuracy {
+    /// kNN top-1, k = 20 and k = 200, temperature-weighted votes.
+    pub knn_top1: f32,
+    pub knn200_top1: f32,
+    /// Linear probe on standardised frozen features.
+    pub linear_train_top1: f32,
+    pub linear_top1: f32,
+}
+
 /// What the per-epoch evaluation measures.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Evaluation {
-    /// kNN top-1 (percent), k = 20 and k = 200, temperature-weighted votes.
-    pub knn_top1: f32,
-    pub knn200_top1: f32,
-    /// Linear probe on standardised frozen features (percent).
-    pub linear_train_top1: f32,
-    pub linear_top1: f32,
+    /// `None` for data without labels (an image folder without class
+    /// folders): only the collapse monitors are measured.
+    #[serde(flatten)]
+    pub accuracy: Option<Accuracy>,
     /// Collapse monitors of the test representations.
     pub std_mean: f64,
     pub std_min: f64,
@@ -121,14 +130,22 @@ pub struct Evaluation {
     pub localisation_r2: Option<Vec<f32>>,
 }
 
-fn labels(data: &Arc<dyn Dataset>, indices: &[usize]) -> Result<Vec<u32>> {
-    indices
-        .iter()
-        .map(|&i| {
-            data.label(i)
-                .ok_or_else(|| Error::invalid("eval", format!("{} has no labels", data.name())))
-        })
-        .collect()
+impl Evaluation {
+    /// kNN and linear probe accuracy on one line, or why there is none.
+    pub fn accuracy_line(&self) -> String {
+        match &self.accuracy {
+            Some(a) => format!(
+                "kNN {:.2}% (k=200 {:.2}%), linear probe {:.2}% (train {:.2}%)",
+                a.knn_top1, a.knn200_top1, a.linear_top1, a.linear_train_top1
+            ),
+            None => "no labels: kNN and linear probe skipped".to_string(),
+        }
+    }
+}
+
+/// Every label of the chosen images, or `None` if any is missing.
+fn labels(data: &Arc<dyn Dataset>, indices: &[usize]) -> Option<Vec<u32>> {
+    indices.iter().map(|&i| data.label(i)).collect()
 }
 
 /// Localisation targets of the synthetic shapes, one vector per target.
@@ -146,21 +163,32 @@ pub fn evaluate(
     test_idx: &[usize],
     test: &Tensor,
 ) -> Result<Evaluation> {
-    let classes = train_data
-        .num_classes()
-        .ok_or_else(|| Error::invalid("eval", format!("{} has no labels", train_data.name())))?;
-    let (ytr, yte) = (labels(train_data, train_idx)?, labels(test_data, test_idx)?);
-    // k never exceeds the memory bank (tiny runs).
-    let ks = [20.min(ytr.len()), 200.min(ytr.len())];
-    let knn = eval::knn(train, &ytr, test, &yte, classes, &ks, 0.07)?;
-    let probe = eval::linear_probe(
-        train,
-        &ytr,
-        test,
-        &yte,
-        classes,
-        &eval::ProbeConfig::default(),
-    )?;
+    let accuracy = match (
+        train_data.num_classes(),
+        labels(train_data, train_idx),
+        labels(test_data, test_idx),
+    ) {
+        (Some(classes), Some(ytr), Some(yte)) => {
+            // k never exceeds the memory bank (tiny runs).
+            let ks = [20.min(ytr.len()), 200.min(ytr.len())];
+            let knn = eval::knn(train, &ytr, test, &yte, classes, &ks, 0.07)?;
+            let probe = eval::linear_probe(
+                train,
+                &ytr,
+                test,
+                &yte,
+                classes,
+                &eval::ProbeConfig::default(),
+            )?;
+            Some(Accuracy {
+                knn_top1: knn[0],
+                knn200_top1: knn[1],
+                linear_train_top1: probe.train_top1,
+                linear_top1: probe.test_top1,
+            })
+        }
+        _ => None,
+    };
     let collapse = monitors::normalized_std(test)?;
     let effective_rank = monitors::effective_rank(test)?;
     let localisation_r2 = match (
@@ -171,10 +199,7 @@ pub fn evaluate(
         _ => None,
     };
     Ok(Evaluation {
-        knn_top1: knn[0],
-        knn200_top1: knn[1],
-        linear_train_top1: probe.train_top1,
-        linear_top1: probe.test_top1,
+        accuracy,
         std_mean: collapse.mean_std,
         std_min: collapse.min_std,
         effective_rank,

@@ -30,14 +30,11 @@ impl EpochRecord {
     pub fn line(&self) -> String {
         let e = &self.evaluation;
         let mut s = format!(
-            "epoch {} (step {}): loss {:.4} | kNN {:.2}% (k=200 {:.2}%) | linear probe {:.2}% (train {:.2}%) | std {:.3} (min {:.3}) | eff. rank {:.1} | {:.0} img/s",
+            "epoch {} (step {}): loss {:.4} | {} | std {:.3} (min {:.3}) | eff. rank {:.1} | {:.0} img/s",
             self.epoch,
             self.step,
             self.loss,
-            e.knn_top1,
-            e.knn200_top1,
-            e.linear_top1,
-            e.linear_train_top1,
+            e.accuracy_line().replace("), ", ") | "),
             e.std_mean,
             e.std_min,
             e.effective_rank,

@@ -100,6 +100,7 @@ impl Trainer {
         config.validate()?;
         let train = open_data(&config.data, Split::Train, &config)?;
         let test = open_data(&config.data, Split::Test, &config)?;
+        data::check_splits(train.as_ref(), test.as_ref())?;
         if config.batch_size > train.len() {
             return Err(Error::invalid(
                 "train",
@@ -267,12 +268,15 @@ impl Trainer {
             self.train.width(),
             self.train.channels()
         ));
+        if self.train.num_classes().is_none() {
+            self.say(&format!(
+                "{} has no labels: the kNN and the linear probe are skipped; the collapse monitors remain",
+                self.train.name()
+            ));
+        }
         let baseline = if self.epoch == 0 {
             let (b, _) = self.evaluate()?;
-            self.say(&format!(
-                "random-init encoder: kNN {:.2}% (k=200 {:.2}%), linear probe {:.2}%",
-                b.knn_top1, b.knn200_top1, b.linear_top1
-            ));
+            self.say(&format!("random-init encoder: {}", b.accuracy_line()));
             Some(b)
         } else {
             self.say(&format!(

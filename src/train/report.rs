@@ -33,17 +33,23 @@ pub fn write_all(
     }
     plots::loss_curves(out.join("loss.png"), &series)?;
 
-    let pick = |f: fn(&super::EpochRecord) -> f32| -> Vec<(u32, f32)> {
-        log.epochs.iter().map(|r| (r.epoch, f(r))).collect()
+    // Without labels there is no accuracy to draw.
+    let pick = |f: fn(&super::features::Accuracy) -> f32| -> Vec<(u32, f32)> {
+        log.epochs
+            .iter()
+            .filter_map(|r| Some((r.epoch, f(r.evaluation.accuracy.as_ref()?))))
+            .collect()
     };
-    plots::accuracy_curves(
-        out.join("accuracy.png"),
-        &[
-            ("kNN k=20", pick(|r| r.evaluation.knn_top1)),
-            ("kNN k=200", pick(|r| r.evaluation.knn200_top1)),
-            ("linear probe", pick(|r| r.evaluation.linear_top1)),
-        ],
-    )?;
+    if log.epochs.iter().any(|r| r.evaluation.accuracy.is_some()) {
+        plots::accuracy_curves(
+            out.join("accuracy.png"),
+            &[
+                ("kNN k=20", pick(|a| a.knn_top1)),
+                ("kNN k=200", pick(|a| a.knn200_top1)),
+                ("linear probe", pick(|a| a.linear_top1)),
+            ],
+        )?;
+    }
 
     let (n, d) = (test_features.shape()[0], test_features.shape()[1]);
     let points = eval::pca_2d(&test_features.to_vec()?, n, d)?;

@@ -139,3 +139,28 @@ pub fn edit_checkpoint(dir: &Path, edit: impl FnOnce(&mut Contents)) {
         .collect();
     std::fs::write(&path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
 }
+
+/// Writes an MNIST-style directory: `n` images of `rows` x `cols` per
+/// split (the test split's size may differ), raw idx files.
+pub fn idx_dir(
+    name: &str,
+    train: (usize, usize),
+    test: (usize, usize),
+    n: usize,
+) -> std::path::PathBuf {
+    let dir = scratch(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (prefix, (rows, cols)) in [("train", train), ("t10k", test)] {
+        let mut images = vec![0, 0, 8, 3];
+        for d in [n, rows, cols] {
+            images.extend((d as u32).to_be_bytes());
+        }
+        images.extend((0..n * rows * cols).map(|i| (i * 37 % 251) as u8));
+        let mut labels = vec![0, 0, 8, 1];
+        labels.extend((n as u32).to_be_bytes());
+        labels.extend((0..n).map(|i| (i % 10) as u8));
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+    }
+    dir
+}

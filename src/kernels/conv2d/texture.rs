@@ -55,6 +55,7 @@ fn texture(gpu: &Gpu, what: &str, width: usize, height: usize) -> Result<Packed>
             allowed: max as u64,
         });
     }
+    let _gl = gpu.inner.gl();
     let texture = gpu.device().create_texture(&wgpu::TextureDescriptor {
         label: Some("darkmatter conv2d operand"),
         size: wgpu::Extent3d {
