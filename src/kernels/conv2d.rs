@@ -17,8 +17,10 @@ impl ConvVariant {
     /// `gpu`: the one forced by [`GpuOptions::conv`](crate::GpuOptions::conv),
     /// else the fastest eligible variant measured on the device the first
     /// time the shape is met (see `gpu::tune`), else
-    /// [`ConvVariant::default_for`]. `direct` is measured only on layers
-    /// small enough to time quickly (it runs at well under 1 GFLOP/s).
+    /// [`ConvVariant::default_for`]. `direct` is measured only where the
+    /// heuristic picks it (first layers' gradients, whose GEMM blocks are
+    /// mostly padding) or on layers small enough to time quickly: elsewhere
+    /// it runs at about 1 GFLOP/s.
     pub fn choose(gpu: &Gpu, g: &ConvGeometry, pass: ConvPass) -> ConvVariant {
         if let Some(v) = gpu.inner.conv {
             return v;
@@ -27,7 +29,7 @@ impl ConvVariant {
         let candidates: Vec<&'static str> = ConvVariant::ALL
             .into_iter()
             .filter(|v| match v {
-                ConvVariant::Direct => g.macs() <= 60_000_000,
+                ConvVariant::Direct => g.macs() <= 60_000_000 || fallback == ConvVariant::Direct,
                 ConvVariant::ImplicitGemm => true,
                 ConvVariant::Im2col => cols_fit(gpu, g),
                 ConvVariant::Texture => texture::fits(gpu, g),
