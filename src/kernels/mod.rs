@@ -5,6 +5,7 @@
 //! gradient; the [`Tape`](crate::Tape) wraps them for autodiff.
 
 pub mod conv2d;
+pub mod conv_transpose;
 pub mod cross_entropy;
 pub mod elementwise;
 pub mod eval;

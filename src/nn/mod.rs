@@ -14,6 +14,7 @@
 //! tensor's buffer in place for the next step.
 
 mod checkpoint;
+mod conv_transpose;
 mod convnet;
 mod init;
 mod layers;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use checkpoint::{
     PartInfo, load, load_into, load_tensors, read_metadata, read_parts, save, save_with,
 };
+pub use conv_transpose::{ConvTranspose2d, conv_transpose2d};
 pub use convnet::{ConvNet, ConvNetWidths};
 pub use init::Init;
 pub use layers::{BatchNorm, Conv2d, Linear};
