@@ -40,6 +40,7 @@ pub fn twins() -> Vec<Twin> {
         twin::<k::loss_cosine::Params>("loss/cosine.wgsl"),
         twin::<k::loss_gram::Params>("loss/gram.wgsl"),
         twin::<k::loss_infonce::Params>("loss/infonce.wgsl"),
+        twin::<k::loss_masked::Params>("loss/masked_mse.wgsl"),
         twin::<k::loss_vicreg::Params>("loss/vicreg.wgsl"),
         twin::<k::matmul::Params>("matmul/naive.wgsl"),
         twin::<k::matmul::Params>("matmul/tiled.wgsl"),

@@ -22,4 +22,5 @@ pub mod loss_barlow;
 pub mod loss_cosine;
 pub(crate) mod loss_gram;
 pub mod loss_infonce;
+pub mod loss_masked;
 pub mod loss_vicreg;

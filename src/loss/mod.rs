@@ -8,12 +8,14 @@
 //! - [`barlow_twins()`]: cross-correlation towards the identity.
 //! - [`cosine_similarity()`]: mean row-wise cosine (BYOL, SimSiam).
 //! - [`cross_entropy()`]: softmax cross-entropy (the linear probe's).
+//! - [`masked_mse()`]: reconstruction error over masked patches (MAE).
 //! - [`monitors`]: collapse monitors computed on demand.
 
 pub mod barlow;
 pub mod cosine;
 pub mod cross_entropy;
 pub mod infonce;
+pub mod masked;
 pub mod monitors;
 pub mod vicreg;
 
@@ -24,6 +26,7 @@ pub use barlow::barlow_twins;
 pub use cosine::cosine_similarity;
 pub use cross_entropy::cross_entropy;
 pub use infonce::infonce;
+pub use masked::masked_mse;
 pub use vicreg::{VicregOutput, vicreg};
 
 use crate::autograd::{Tape, Var};
