@@ -32,8 +32,7 @@ fn bench(c: &mut Criterion) {
         // The preset benches/pytorch_reference.py's augmentation cost stands for.
         config.augment = "vicreg".into();
         let data = train::open_data("synthetic", Split::Train, &config).unwrap();
-        let arch = config.encoder.arch(data.channels());
-        let mut objective = config.objective.build(&gpu, &arch, 0).unwrap();
+        let mut objective = config.objective_for(&gpu, data.as_ref()).unwrap();
         let mut optimizer = config.build_optimizer().unwrap();
         let augment = config.augmentation(data.channels()).unwrap();
         let loader = Loader::new(

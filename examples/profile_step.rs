@@ -43,8 +43,7 @@ fn main() -> darkmatter::Result<()> {
         config.augment = "vicreg".into();
     }
     let dataset = train::open_data(&data, Split::Train, &config)?;
-    let arch = config.encoder.arch(dataset.channels());
-    let mut objective = config.objective.build(&gpu, &arch, 0)?;
+    let mut objective = config.objective_for(&gpu, dataset.as_ref())?;
     let mut optimizer = config.build_optimizer()?;
     let augment = config.augmentation(dataset.channels())?;
     let spec = config.objective.input();

@@ -25,8 +25,7 @@ fn main() -> darkmatter::Result<()> {
     config.synthetic_size = 32;
     config.augment = "vicreg".into();
     let data = train::open_data("synthetic", Split::Train, &config)?;
-    let arch = config.encoder.arch(data.channels());
-    let mut objective = config.objective.build(&gpu, &arch, 0)?;
+    let mut objective = config.objective_for(&gpu, data.as_ref())?;
     let mut optimizer = config.build_optimizer()?;
     let augment = config.augmentation(data.channels())?;
     let loader = Loader::new(

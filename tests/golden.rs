@@ -119,7 +119,7 @@ fn check_method(fx: &Fixture, config: &ObjectiveConfig) {
             let (data, shape) = fx.f32(&format!("input.{k}.{v}"));
             upload(&data, &shape)
         };
-        let input = StepInput::Views(vec![view(0), view(1)]);
+        let input = StepInput::views(vec![view(0), view(1)]);
         let mut ctx = StepContext {
             gpu: gpu(),
             objective: objective.as_mut(),

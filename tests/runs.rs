@@ -350,3 +350,49 @@ fn an_unavailable_backend_is_named() {
         "{stderr}"
     );
 }
+
+/// The reconstruction methods' settings are checked before anything is
+/// written, each error naming its cause.
+#[test]
+fn reconstruction_settings_are_validated() {
+    let dir = scratch("recon-bad");
+    let o = ["--out", dir.to_str().unwrap()];
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["--method", "mae", "--mask-ratio=1"],
+            "--mask-ratio must be in (0, 1), got 1",
+        ),
+        (
+            &["--method", "mae", "--mask-ratio=0"],
+            "--mask-ratio must be in (0, 1), got 0",
+        ),
+        (
+            &["--method", "mae", "--patch", "5"],
+            "--patch 5 does not divide the 16x16 images",
+        ),
+        (
+            &["--method", "denoise", "--corruption", "blur:3"],
+            "--corruption 'blur:3': unknown kind",
+        ),
+        (
+            &["--method", "denoise", "--corruption", "mask:1.5"],
+            "a probability in (0, 1)",
+        ),
+        (
+            &["--method", "mae", "--decoder", "64-32-16"],
+            "a decoder of 3 doubling stages takes the encoder's 4x4 map of 16x16 images to 32x32, not back to 16x16: --decoder needs 2 widths",
+        ),
+        (
+            &["--method", "vicreg", "--mask-ratio", "0.5"],
+            "--mask-ratio does not apply to vicreg",
+        ),
+        (
+            &["--method", "mae", "--projector", "64-64"],
+            "--projector does not apply to mae",
+        ),
+    ];
+    for (args, needle) in cases {
+        fails(&[&["train"], args, &o[..]].concat(), needle);
+    }
+    assert!(!dir.exists(), "nothing may be written for bad input");
+}

@@ -43,11 +43,13 @@
 mod config;
 pub mod cpu;
 pub(crate) mod gpu;
+pub mod mask;
 mod params;
 mod preview;
 
 pub use config::{AugmentConfig, Crop, CropSampling, Jitter, Normalize, Preset, ViewConfig};
 pub use gpu::{U8Batch, views, views_with};
+pub use mask::{Corruption, PatchMask, check_mask};
 pub use params::{BlurKernel, JitterParams, ViewParams, gaussian, pcg};
 pub use preview::{preview_grid, save_png};
 

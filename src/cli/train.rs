@@ -43,6 +43,29 @@ pub struct TrainArgs {
     /// rises to 1 on a cosine over the run.
     #[arg(long)]
     pub ema_momentum: Option<f32>,
+    /// mae, vicreg+mae: the side of a square patch, in pixels (it must
+    /// divide the images).
+    #[arg(long)]
+    pub patch: Option<usize>,
+    /// mae, vicreg+mae: the fraction of patches masked, in (0, 1).
+    #[arg(long)]
+    pub mask_ratio: Option<f32>,
+    /// mae, vicreg+mae: reconstruct each patch normalised by its mean and
+    /// std (on) or the pixels themselves (off).
+    #[arg(long, value_parser = ["on", "off"])]
+    pub norm_pix: Option<String>,
+    /// mae, denoise, vicreg+mae: the channels of each upsampling stage of
+    /// the decoder, e.g. 64-32 (default: half the representation, then
+    /// half again; one stage per doubling).
+    #[arg(long)]
+    pub decoder: Option<String>,
+    /// denoise: gaussian:STD (pixel units), mask:P (pixels set to black)
+    /// or salt-pepper:P.
+    #[arg(long)]
+    pub corruption: Option<String>,
+    /// vicreg+mae: the weight of the masked-reconstruction term.
+    #[arg(long)]
+    pub reconstruction_weight: Option<f32>,
     /// Passes over the training data.
     #[arg(long)]
     pub epochs: Option<u32>,
@@ -154,7 +177,57 @@ fn objective_flags(args: &TrainArgs, objective: &mut ObjectiveConfig) -> Result<
             | ObjectiveConfig::Simclr { projector, .. }
             | ObjectiveConfig::Barlow { projector, .. }
             | ObjectiveConfig::Byol { projector, .. }
-            | ObjectiveConfig::Simsiam { projector, .. } => *projector = widths,
+            | ObjectiveConfig::Simsiam { projector, .. }
+            | ObjectiveConfig::VicregMae { projector, .. } => *projector = widths,
+            _ => return foreign("--projector"),
+        }
+    }
+    if let Some(d) = &args.decoder {
+        let widths = parse_dims("--decoder", d)?;
+        match objective {
+            ObjectiveConfig::Mae { decoder, .. }
+            | ObjectiveConfig::Denoise { decoder, .. }
+            | ObjectiveConfig::VicregMae { decoder, .. } => *decoder = widths,
+            _ => return foreign("--decoder"),
+        }
+    }
+    if let Some(v) = args.patch {
+        match objective {
+            ObjectiveConfig::Mae { patch, .. } | ObjectiveConfig::VicregMae { patch, .. } => {
+                *patch = v
+            }
+            _ => return foreign("--patch"),
+        }
+    }
+    if let Some(v) = args.mask_ratio {
+        match objective {
+            ObjectiveConfig::Mae { mask_ratio, .. }
+            | ObjectiveConfig::VicregMae { mask_ratio, .. } => *mask_ratio = v,
+            _ => return foreign("--mask-ratio"),
+        }
+    }
+    if let Some(v) = &args.norm_pix {
+        match objective {
+            ObjectiveConfig::Mae { norm_pix, .. } | ObjectiveConfig::VicregMae { norm_pix, .. } => {
+                *norm_pix = v == "on"
+            }
+            _ => return foreign("--norm-pix"),
+        }
+    }
+    if let Some(v) = &args.corruption {
+        let parsed = v.parse()?;
+        match objective {
+            ObjectiveConfig::Denoise { corruption, .. } => *corruption = parsed,
+            _ => return foreign("--corruption"),
+        }
+    }
+    if let Some(v) = args.reconstruction_weight {
+        match objective {
+            ObjectiveConfig::VicregMae {
+                reconstruction_weight,
+                ..
+            } => *reconstruction_weight = v,
+            _ => return foreign("--reconstruction-weight"),
         }
     }
     if let Some(p) = &args.predictor {
@@ -168,7 +241,8 @@ fn objective_flags(args: &TrainArgs, objective: &mut ObjectiveConfig) -> Result<
     if let Some(c) = &args.vicreg_coefficients {
         let parsed = parse_coefficients(c)?;
         match objective {
-            ObjectiveConfig::Vicreg { coefficients, .. } => *coefficients = parsed,
+            ObjectiveConfig::Vicreg { coefficients, .. }
+            | ObjectiveConfig::VicregMae { coefficients, .. } => *coefficients = parsed,
             _ => return foreign("--vicreg-coefficients"),
         }
     }
@@ -220,7 +294,16 @@ pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
 /// The flags given that a resumed run cannot honour (its configuration is
 /// kept), by name.
 fn fixed_on_resume(args: &TrainArgs) -> Vec<&'static str> {
-    let given: [(&'static str, bool); 22] = [
+    let given: [(&'static str, bool); 28] = [
+        ("--patch", args.patch.is_some()),
+        ("--mask-ratio", args.mask_ratio.is_some()),
+        ("--norm-pix", args.norm_pix.is_some()),
+        ("--decoder", args.decoder.is_some()),
+        ("--corruption", args.corruption.is_some()),
+        (
+            "--reconstruction-weight",
+            args.reconstruction_weight.is_some(),
+        ),
         ("--data", args.data.is_some()),
         ("--encoder", args.encoder.is_some()),
         ("--projector", args.projector.is_some()),

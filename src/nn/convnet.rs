@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Arch, BatchNorm, Conv2d, Encoder, Entry, Init, Module, join};
+use super::{Arch, BatchNorm, Conv2d, Encoder, Entry, Init, Module, StageHook, after_stage, join};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -105,7 +105,13 @@ impl Encoder for ConvNet {
         self.widths.0[3]
     }
 
-    fn feature_map(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
+    fn feature_map_with(
+        &mut self,
+        tape: &mut Tape,
+        x: Var,
+        train: bool,
+        hook: &mut StageHook<'_>,
+    ) -> Result<Var> {
         let shape = tape.shape(x)?;
         if shape.len() != 4 || shape[1] != self.in_channels {
             return Err(Error::shape(
@@ -124,8 +130,9 @@ impl Encoder for ConvNet {
             }
             let b = bn.forward(tape, c, train)?;
             tape.release(c)?;
-            h = tape.relu(b)?;
+            let r = tape.relu(b)?;
             tape.release(b)?;
+            h = after_stage(tape, r, hook)?;
         }
         Ok(h)
     }

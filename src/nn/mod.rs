@@ -16,6 +16,7 @@
 mod checkpoint;
 mod conv_transpose;
 mod convnet;
+mod decoder;
 mod init;
 mod layers;
 mod projector;
@@ -30,6 +31,7 @@ pub use checkpoint::{
 };
 pub use conv_transpose::{ConvTranspose2d, conv_transpose2d};
 pub use convnet::{ConvNet, ConvNetWidths};
+pub use decoder::Decoder;
 pub use init::Init;
 pub use layers::{BatchNorm, Conv2d, Linear};
 pub use projector::Projector;
@@ -101,6 +103,12 @@ pub enum Arch {
         #[serde(default)]
         output_norm: bool,
     },
+    Decoder {
+        in_channels: usize,
+        widths: Vec<usize>,
+        out_channels: usize,
+        mask_token: bool,
+    },
 }
 
 impl Arch {
@@ -113,7 +121,44 @@ impl Arch {
                 *output_norm,
                 &mut Init::new(seed),
             )?)),
+            Arch::Decoder {
+                in_channels,
+                widths,
+                out_channels,
+                mask_token,
+            } => Ok(Box::new(Decoder::new(
+                gpu,
+                *in_channels,
+                widths,
+                *out_channels,
+                *mask_token,
+                &mut Init::new(seed),
+            )?)),
             _ => Ok(self.build_encoder(gpu, seed)?),
+        }
+    }
+
+    /// A fresh decoder of this architecture, initialised from `seed`; an
+    /// error for an architecture that is not a decoder.
+    pub fn build_decoder(&self, gpu: &Gpu, seed: u64) -> Result<Box<Decoder>> {
+        match self {
+            Arch::Decoder {
+                in_channels,
+                widths,
+                out_channels,
+                mask_token,
+            } => Ok(Box::new(Decoder::new(
+                gpu,
+                *in_channels,
+                widths,
+                *out_channels,
+                *mask_token,
+                &mut Init::new(seed),
+            )?)),
+            _ => Err(Error::invalid(
+                "Arch::build_decoder",
+                format!("{self:?} is not a decoder"),
+            )),
         }
     }
 
@@ -129,7 +174,7 @@ impl Arch {
             Arch::ResNet18 { in_channels } => {
                 Box::new(ResNet18::new(gpu, *in_channels, &mut init)?)
             }
-            Arch::Projector { .. } => {
+            Arch::Projector { .. } | Arch::Decoder { .. } => {
                 return Err(Error::invalid(
                     "Arch::build_encoder",
                     format!("{self:?} is not an encoder"),
@@ -144,7 +189,7 @@ impl Arch {
             Arch::ConvNet { in_channels, .. } | Arch::ResNet18 { in_channels } => {
                 Some(*in_channels)
             }
-            Arch::Projector { .. } => None,
+            Arch::Projector { .. } | Arch::Decoder { .. } => None,
         }
     }
 }
@@ -184,7 +229,35 @@ pub trait Encoder: Module {
     fn dim(&self) -> usize;
 
     /// The last stage's output before pooling, `[N, dim, h, w]`.
-    fn feature_map(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var>;
+    fn feature_map(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
+        self.feature_map_with(tape, x, train, &mut |_, v| Ok(v))
+    }
+
+    /// [`Encoder::feature_map`] with `after_stage` applied to the output
+    /// of every stage (each conv-BN-ReLU of the ConvNet; the stem and each
+    /// residual block of ResNet-18) before the next stage reads it: masked
+    /// image modelling re-applies its mask there, so that visible
+    /// positions never see masked content (SparK's emulation of sparse
+    /// convolution).
+    fn feature_map_with(
+        &mut self,
+        tape: &mut Tape,
+        x: Var,
+        train: bool,
+        after_stage: &mut StageHook<'_>,
+    ) -> Result<Var>;
+}
+
+/// What [`Encoder::feature_map_with`] calls after each stage.
+pub type StageHook<'a> = dyn FnMut(&mut Tape, Var) -> Result<Var> + 'a;
+
+/// Applies `hook` to `v` and releases `v` if the hook made a new value.
+pub(crate) fn after_stage(tape: &mut Tape, v: Var, hook: &mut StageHook<'_>) -> Result<Var> {
+    let out = hook(tape, v)?;
+    if out != v {
+        tape.release(v)?;
+    }
+    Ok(out)
 }
 
 /// `prefix.name`, or `name` at the top.

@@ -3,7 +3,7 @@
 //! Names follow torchvision's `resnet18` (conv1, bn1, layer1.0.conv1, ...,
 //! layer2.0.downsample.0 / .1), without the `fc` head.
 
-use super::{Arch, BatchNorm, Conv2d, Encoder, Entry, Init, Module, join};
+use super::{Arch, BatchNorm, Conv2d, Encoder, Entry, Init, Module, StageHook, after_stage, join};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -144,7 +144,13 @@ impl Encoder for ResNet18 {
         ResNet18::DIM
     }
 
-    fn feature_map(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
+    fn feature_map_with(
+        &mut self,
+        tape: &mut Tape,
+        x: Var,
+        train: bool,
+        hook: &mut StageHook<'_>,
+    ) -> Result<Var> {
         let shape = tape.shape(x)?;
         if shape.len() != 4 || shape[1] != self.in_channels {
             return Err(Error::shape(
@@ -156,13 +162,14 @@ impl Encoder for ResNet18 {
         let c = self.conv1.forward(tape, x)?;
         let b = self.bn1.forward(tape, c, train)?;
         tape.release(c)?;
-        let mut h = tape.relu(b)?;
+        let r = tape.relu(b)?;
         tape.release(b)?;
+        let mut h = after_stage(tape, r, hook)?;
         for layer in &mut self.layers {
             for block in layer {
                 let next = block.forward(tape, h, train)?;
                 tape.release(h)?;
-                h = next;
+                h = after_stage(tape, next, hook)?;
             }
         }
         Ok(h)

@@ -231,6 +231,28 @@ impl TrainConfig {
                 projector: vec![512, 512, 512],
                 predictor: vec![128, 512],
             },
+            // SparK's and MAE's defaults scaled to small images: 4-pixel
+            // patches (7 x 7 of a 28 x 28 image), 60% masked, norm-pix; the
+            // decoder's widths follow from the images.
+            Method::Mae => ObjectiveConfig::Mae {
+                patch: 4,
+                mask_ratio: 0.6,
+                norm_pix: true,
+                decoder: vec![],
+            },
+            Method::Denoise => ObjectiveConfig::Denoise {
+                corruption: crate::augment::Corruption::Gaussian(0.3),
+                decoder: vec![],
+            },
+            Method::VicregMae => ObjectiveConfig::VicregMae {
+                projector: vec![512, 512, 512],
+                coefficients: [25.0, 25.0, 1.0],
+                patch: 4,
+                mask_ratio: 0.6,
+                norm_pix: true,
+                decoder: vec![],
+                reconstruction_weight: 1.0,
+            },
         };
         // AdamW: LARS with the references' trust coefficient (0.001) moves
         // each layer by about lr x 0.001 of its norm per step, tuned for
@@ -242,13 +264,16 @@ impl TrainConfig {
             Method::Barlow => ("adamw", 1e-3, 1.5e-6),
             Method::Byol => ("adamw", 1e-3, 1.5e-6),
             Method::Simsiam => ("adamw", 1e-3, 1e-4),
+            // MAE's AdamW weight decay (0.05) and a rate of the ConvNet's.
+            Method::Mae | Method::Denoise => ("adamw", 2e-3, 0.05),
+            Method::VicregMae => ("adamw", 1e-3, 1e-4),
         };
         // On 28 x 28 grey images the ConvNet learns faster at 2e-3: VICReg's
         // kNN after one Fashion-MNIST epoch rose by about 0.4 points. In the
         // PyTorch replica SimSiam reached 85.21% after 5 epochs at 4e-3
         // (84.66% at 2e-3).
         let base_lr = match method {
-            Method::Vicreg if grey => 2e-3,
+            Method::Vicreg | Method::VicregMae if grey => 2e-3,
             Method::Simsiam if grey => 4e-3,
             _ => base_lr,
         };
@@ -268,7 +293,11 @@ impl TrainConfig {
         // can miss the shape altogether teach the encoder the background, so
         // the synthetic default keeps the whole image (and so the shape's
         // position) and varies colour, blur and noise.
-        let augment = if grey {
+        // The reconstruction methods learn from the image itself (MAE's own
+        // crops and flips matter over hundreds of epochs, not a few).
+        let augment = if matches!(method, Method::Mae | Method::Denoise) {
+            "none"
+        } else if grey {
             "light"
         } else if synthetic {
             "position-preserving"
@@ -318,6 +347,19 @@ impl TrainConfig {
             other => other,
         };
         Ok(Optimizer::new(rule, self.weight_decay))
+    }
+
+    /// The objective of this run for `data`, the configuration fitted to
+    /// its images first (a decoder's widths, checked patch sizes).
+    pub fn objective_for(
+        &mut self,
+        gpu: &crate::Gpu,
+        data: &dyn crate::data::Dataset,
+    ) -> Result<Box<dyn crate::objectives::Objective>> {
+        let arch = self.encoder.arch(data.channels());
+        self.objective
+            .fit_images(&arch, data.height(), data.width())?;
+        self.objective.build(gpu, &arch, self.seed)
     }
 
     /// The training views' augmentation for images of `channels` channels:

@@ -111,11 +111,11 @@ impl Trainer {
                 ),
             ));
         }
-        let dir = claim(out)?;
-        let encoder = config.encoder.arch(train.channels());
-        let objective = config.objective.build(gpu, &encoder, config.seed)?;
+        let mut config = config;
+        let objective = config.objective_for(gpu, train.as_ref())?;
         let normalize = features::normalize_for(&config.data, train.channels());
         let augment = config.augmentation(train.channels())?;
+        let dir = claim(out)?;
         Ok(Trainer {
             gpu: gpu.clone(),
             optimizer: config.build_optimizer()?,

@@ -5,7 +5,7 @@
 //! and the gradient norm come back asynchronously and are read a step
 //! later.
 
-use crate::augment::{self, AugmentConfig, U8Batch};
+use crate::augment::{self, AugmentConfig, PatchMask, U8Batch};
 use crate::autograd::Tape;
 use crate::data::Batch;
 use crate::error::{Error, Result};
@@ -75,8 +75,10 @@ impl PendingLosses {
     }
 }
 
-/// The input `spec` asks for, from a batch of `u8` images: two augmented
-/// views drawn on the device with the keyed parameters of `(seed, step)`.
+/// The input `spec` asks for, from a batch of `u8` images: augmented views
+/// drawn on the device, and the patch mask or the corruption, all with
+/// the keyed random parameters of `(seed, step)` (so a batch replays
+/// exactly).
 pub fn input(
     gpu: &Gpu,
     spec: InputSpec,
@@ -86,15 +88,41 @@ pub fn input(
     step: u64,
 ) -> Result<StepInput> {
     let images = U8Batch::from_batch(gpu, batch)?;
-    match spec {
-        InputSpec::Views(2) => Ok(StepInput::Views(
-            augment::views(&images, augment, seed, step)?.to_vec(),
-        )),
-        InputSpec::Views(n) => Err(Error::invalid(
-            "train",
-            format!("the augmentation draws two views per image, not {n}"),
-        )),
-    }
+    let [a, b] = augment::views(&images, augment, seed, step)?;
+    let [n, _, h, w] = <[usize; 4]>::try_from(a.shape())
+        .map_err(|_| Error::invalid("train", "views must be [N, C, H, W]"))?;
+    Ok(match spec {
+        InputSpec::Views(2) => StepInput::views(vec![a, b]),
+        InputSpec::Views(count) => {
+            return Err(Error::invalid(
+                "train",
+                format!("the augmentation draws two views per image, not {count}"),
+            ));
+        }
+        InputSpec::Masked { patch, ratio } | InputSpec::ViewsMasked { patch, ratio } => {
+            let mask = PatchMask::draw(seed, step, n, h, w, patch, ratio)?;
+            let views = match spec {
+                InputSpec::Masked { .. } => vec![a],
+                _ => vec![a, b],
+            };
+            StepInput {
+                views,
+                mask: Some(mask),
+                corrupted: None,
+            }
+        }
+        InputSpec::Corrupted(c) => {
+            let shape = [n, a.shape()[1], h, w];
+            let (scale, shift) = c.draw(gpu, shape, &augment.normalize, seed, step)?;
+            let scaled = ew::binary(&a, &scale, ew::BinaryOp::Mul)?;
+            let corrupted = ew::binary(&scaled, &shift, ew::BinaryOp::Add)?;
+            StepInput {
+                views: vec![a],
+                mask: None,
+                corrupted: Some(corrupted),
+            }
+        }
+    })
 }
 
 /// Everything a step needs besides its input.
