@@ -209,6 +209,7 @@ fn checkpoint_bytes() -> &'static [u8] {
             step: 3,
             normalize: Normalize::IMAGENET,
             kernels: vec![],
+            image_size: (10, 10),
         })
         .unwrap();
         let bytes = std::fs::read(path).unwrap();

@@ -203,3 +203,98 @@ fn masked_content_is_never_seen() {
     let y = objective.reconstruct(&mut tape, &input).unwrap().unwrap();
     assert_ne!(tape.value(y).unwrap().to_vec().unwrap(), out[0]);
 }
+
+/// The reconstruction measurement's baselines on images they must get
+/// right: on a flat image the visible mean fills every hole exactly, and
+/// diffusion as well; a linear ramp diffusion fills nearly exactly where
+/// the mean cannot.
+#[test]
+fn reconstruction_baselines_are_exact_where_they_must_be() {
+    use darkmatter::data::{Dataset, Split, SyntheticConfig, SyntheticDataset};
+    use darkmatter::nn::{Arch, ConvNetWidths};
+    use darkmatter::objectives::{InputSpec, ObjectiveConfig};
+    use darkmatter::train::reconstruction;
+    use std::sync::Arc;
+    let data: Arc<dyn Dataset> = Arc::new(
+        SyntheticDataset::new(
+            SyntheticConfig {
+                size: 16,
+                train_len: 8,
+                test_len: 8,
+                ..SyntheticConfig::default()
+            },
+            Split::Test,
+        )
+        .unwrap(),
+    );
+    let mut config = ObjectiveConfig::Mae {
+        patch: 4,
+        mask_ratio: 0.5,
+        norm_pix: false,
+        decoder: vec![],
+    };
+    let arch = Arch::ConvNet {
+        in_channels: 3,
+        widths: ConvNetWidths([4, 8, 8, 8]),
+    };
+    config.fit_images(&arch, 16, 16).unwrap();
+    let mut objective = config.build(gpu(), &arch, 1).unwrap();
+    let spec = InputSpec::Masked {
+        patch: 4,
+        ratio: 0.5,
+    };
+    let (q, s) = reconstruction::measure(
+        gpu(),
+        objective.as_mut(),
+        spec,
+        false,
+        &data,
+        Normalize::IMAGENET,
+    )
+    .unwrap()
+    .unwrap();
+    assert!(q.recon_psnr.is_finite() && q.recon_mse > 0.0);
+    let (fill, inpaint) = (q.fill_mean_psnr.unwrap(), q.inpaint_psnr.unwrap());
+    assert!(
+        inpaint > fill,
+        "diffusion {inpaint} dB should beat the mean {fill} dB on shapes"
+    );
+    assert_eq!(s.shape, [8, 3, 16, 16]);
+    let picture = reconstruction::picture(&s, 8, 2);
+    assert_eq!(
+        (picture.width(), picture.height()),
+        (2 * (3 * 17 + 1), 2 * (8 * 17 + 1))
+    );
+}
+
+/// The labelled subset of the fine-tuning protocol: the same share of
+/// every class, keyed by the seed.
+#[test]
+fn labelled_subsets_are_balanced_and_keyed() {
+    use darkmatter::data::{Dataset, Split, SyntheticConfig, SyntheticDataset};
+    use darkmatter::train::finetune::labelled_subset;
+    use std::sync::Arc;
+    let data: Arc<dyn Dataset> = Arc::new(
+        SyntheticDataset::new(
+            SyntheticConfig {
+                size: 8,
+                train_len: 600,
+                test_len: 6,
+                ..SyntheticConfig::default()
+            },
+            Split::Train,
+        )
+        .unwrap(),
+    );
+    let a = labelled_subset(&data, 0.1, 3).unwrap();
+    assert_eq!(a.len(), 60);
+    for class in 0..6 {
+        assert_eq!(
+            a.iter().filter(|&&i| data.label(i) == Some(class)).count(),
+            10
+        );
+    }
+    assert_eq!(a, labelled_subset(&data, 0.1, 3).unwrap());
+    assert_ne!(a, labelled_subset(&data, 0.1, 4).unwrap());
+    assert_eq!(labelled_subset(&data, 1.0, 0).unwrap().len(), 600);
+}

@@ -396,3 +396,64 @@ fn reconstruction_settings_are_validated() {
     }
     assert!(!dir.exists(), "nothing may be written for bad input");
 }
+
+/// `eval --finetune`: the checkpoint's encoder and the random-init one
+/// fine-tuned under the same protocol, each a line; and the reconstruction
+/// quality of a reconstruction method's checkpoint.
+#[test]
+fn eval_fine_tunes_and_measures_reconstruction() {
+    let dir = scratch("finetune");
+    let d = dir.to_str().unwrap();
+    run(&[
+        "train",
+        "--method",
+        "mae",
+        "--synthetic-images",
+        "96",
+        "--synthetic-size",
+        "16",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "1",
+        "--out",
+        d,
+    ]);
+    let out = run(&[
+        "eval",
+        "--checkpoint",
+        dir.to_str().unwrap(),
+        "--baseline",
+        "random",
+        "--finetune",
+        "1",
+        "--labels",
+        "0.5",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout
+            .matches("fine-tuned 1 epochs on 48 labelled images (50%): test top-1")
+            .count(),
+        2,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("reconstruction PSNR") && stdout.contains("inpainting"),
+        "{stdout}"
+    );
+    assert!(dir.join("reconstructions.png").is_file());
+    fails(
+        &[
+            "eval",
+            "--checkpoint",
+            dir.to_str().unwrap(),
+            "--finetune",
+            "1",
+            "--labels",
+            "0",
+        ],
+        "--labels must be in (0, 1], got 0",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use crate::data::Split;
-use crate::train::{self, checkpoint, features};
+use crate::train::{self, checkpoint, features, finetune, reconstruction};
 use crate::{Error, Gpu, Result};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -34,6 +34,46 @@ pub struct EvalArgs {
     /// Seed of the random-init baseline.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Also fine-tune the encoder with a linear head for this many epochs
+    /// on a labelled fraction of the training split (--labels) and report
+    /// the test accuracy; with --baseline random, the same protocol from a
+    /// random initialisation (supervised from scratch).
+    #[arg(long)]
+    pub finetune: Option<u32>,
+    /// The fraction of the training split's labels fine-tuning uses, in (0, 1].
+    #[arg(long, default_value_t = 0.01)]
+    pub labels: f32,
+}
+
+/// The fine-tuning protocol on `encoder`, printed as one line.
+fn finetune_line(
+    name: &str,
+    gpu: &Gpu,
+    encoder: &mut dyn crate::nn::Encoder,
+    data: (
+        &std::sync::Arc<dyn crate::data::Dataset>,
+        &std::sync::Arc<dyn crate::data::Dataset>,
+    ),
+    augment: &crate::augment::AugmentConfig,
+    args: &EvalArgs,
+) -> Result<()> {
+    let Some(epochs) = args.finetune else {
+        return Ok(());
+    };
+    let cfg = finetune::FinetuneConfig {
+        epochs,
+        labels: args.labels,
+        seed: args.seed,
+        ..finetune::FinetuneConfig::default()
+    };
+    let r = finetune::finetune(gpu, encoder, data.0, data.1, augment, &cfg)?;
+    println!(
+        "{name:<22} fine-tuned {epochs} epochs on {} labelled images ({}%): test top-1 {:6.2}%",
+        r.images,
+        args.labels * 100.0,
+        r.test_top1
+    );
+    Ok(())
 }
 
 fn report(name: &str, e: &features::Evaluation) {
@@ -48,6 +88,22 @@ fn report(name: &str, e: &features::Evaluation) {
         "{name:<22} {accuracy}  std {:.3} (min {:.3})  eff. rank {:.1}",
         e.std_mean, e.std_min, e.effective_rank
     );
+    if let Some(q) = &e.reconstruction {
+        let mut line = format!(
+            "{:<22} reconstruction PSNR {:.2} dB (MSE {:.5})",
+            "", q.recon_psnr, q.recon_mse
+        );
+        for (name, v) in [
+            ("mean fill", q.fill_mean_psnr),
+            ("inpainting", q.inpaint_psnr),
+            ("corrupted input", q.corrupted_psnr),
+        ] {
+            if let Some(v) = v {
+                line += &format!("  {name} {v:.2} dB");
+            }
+        }
+        println!("{line}");
+    }
     if let Some(r2) = &e.localisation_r2 {
         let parts: Vec<String> = crate::eval::LOCALISATION_TARGETS
             .iter()
@@ -90,6 +146,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         |l| l.normalize,
     );
     println!("data {data}: {} train / {} test images", tr.len(), te.len());
+    // Fine-tuning augments every encoder the same way: the contrastive
+    // methods' preset for this data.
+    let mut augment = crate::augment::AugmentConfig::preset(
+        train::TrainConfig::defaults(train::Method::Vicreg, &data)
+            .augment
+            .parse()?,
+    );
+    augment.normalize = normalize;
 
     if let Some(mut l) = loaded {
         if l.encoder_arch.in_channels() != Some(train_data.channels()) {
@@ -105,12 +169,31 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         let encoder = l.objective.encoder();
         let a = features::representations(&gpu, encoder, &train_data, &tr, normalize, 256)?;
         let b = features::representations(&gpu, encoder, &test_data, &te, normalize, 256)?;
-        report(
+        let mut e = features::evaluate(&train_data, &tr, &a, &test_data, &te, &b)?;
+        let same_images = l.image_size == Some((test_data.height(), test_data.width()));
+        if same_images {
+            let measured = reconstruction::measure(
+                &gpu,
+                l.objective.as_mut(),
+                l.config.objective.input(),
+                l.config.objective.norm_pix(),
+                &test_data,
+                normalize,
+            )?;
+            e.reconstruction = measured.map(|(q, _)| q);
+        }
+        report("checkpoint", &e);
+        finetune_line(
             "checkpoint",
-            &features::evaluate(&train_data, &tr, &a, &test_data, &te, &b)?,
-        );
+            &gpu,
+            l.objective.encoder(),
+            (&train_data, &test_data),
+            &augment,
+            args,
+        )?;
     }
     for baseline in &args.baseline {
+        let mut random_encoder = None;
         let e = match baseline {
             Baseline::Raw => {
                 let a = features::raw_pixels(&gpu, &train_data, &tr, normalize)?;
@@ -136,6 +219,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                     normalize,
                     256,
                 )?;
+                random_encoder = Some(encoder);
                 features::evaluate(&train_data, &tr, &a, &test_data, &te, &b)?
             }
         };
@@ -144,6 +228,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             Baseline::Random => "baseline: random init",
         };
         report(name, &e);
+        if let Some(mut encoder) = random_encoder {
+            let data = (&train_data, &test_data);
+            finetune_line(name, &gpu, encoder.as_mut(), data, &augment, args)?;
+        }
     }
     Ok(())
 }

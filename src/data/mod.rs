@@ -42,6 +42,7 @@ mod idx;
 mod loader;
 pub(crate) mod rng;
 mod stream;
+mod subset;
 mod synthetic;
 
 use std::fmt;
@@ -58,6 +59,7 @@ pub use idx::{
     IdxImages, read_idx_images, read_idx_labels,
 };
 pub use loader::{Batch, Batches, Loader, LoaderConfig};
+pub use subset::Subset;
 pub use synthetic::{Shape, SyntheticConfig, SyntheticDataset};
 
 /// Which half of a dataset to use.

@@ -167,6 +167,16 @@ impl ObjectiveConfig {
         }
     }
 
+    /// Whether a reconstruction predicts patches normalised by their own
+    /// statistics (MAE's norm-pix).
+    pub fn norm_pix(&self) -> bool {
+        matches!(
+            self,
+            ObjectiveConfig::Mae { norm_pix: true, .. }
+                | ObjectiveConfig::VicregMae { norm_pix: true, .. }
+        )
+    }
+
     /// The input a step needs.
     pub fn input(&self) -> InputSpec {
         match *self {

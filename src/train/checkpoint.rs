@@ -36,6 +36,8 @@ pub struct State<'a> {
     pub normalize: Normalize,
     /// The variant choices of the run (`Gpu::tuning`).
     pub kernels: Vec<(String, String)>,
+    /// The training images' height and width.
+    pub image_size: (usize, usize),
 }
 
 pub fn save(s: State<'_>) -> Result<PathBuf> {
@@ -56,6 +58,7 @@ pub fn save(s: State<'_>) -> Result<PathBuf> {
         // The kernel variants this run measured and used: a resumed run
         // takes the same ones, so it computes what this one would have.
         ("darkmatter.kernels".to_string(), json(&s.kernels)),
+        ("darkmatter.image_size".to_string(), json(&s.image_size)),
         (
             "preprocessing".to_string(),
             "pixels scaled to [0, 1], then (x - normalize_mean) / normalize_std per channel; NCHW"
@@ -99,6 +102,8 @@ pub struct Loaded {
     pub normalize: Normalize,
     /// The kernel variants the run used (empty in older checkpoints).
     pub kernels: Vec<(String, String)>,
+    /// The training images' height and width (unknown in older checkpoints).
+    pub image_size: Option<(usize, usize)>,
 }
 
 fn meta<T: serde::de::DeserializeOwned>(
@@ -194,6 +199,10 @@ pub fn load(gpu: &Gpu, dir: &Path) -> Result<Loaded> {
         kernels: match m.get("darkmatter.kernels") {
             Some(_) => meta(&path, &m, "darkmatter.kernels")?,
             None => Vec::new(),
+        },
+        image_size: match m.get("darkmatter.image_size") {
+            Some(_) => Some(meta(&path, &m, "darkmatter.image_size")?),
+            None => None,
         },
         normalize: Normalize {
             mean: pad(&mean),

@@ -128,6 +128,10 @@ pub struct Evaluation {
     /// `eval::LOCALISATION_TARGETS`: x, y, scale, and the rotation's sine and
     /// cosine (per symmetry order).
     pub localisation_r2: Option<Vec<f32>>,
+    /// For the methods that reconstruct: the reconstruction's PSNR and its
+    /// baselines' (`train::reconstruction`).
+    #[serde(flatten, default)]
+    pub reconstruction: Option<super::reconstruction::Quality>,
 }
 
 impl Evaluation {
@@ -204,6 +208,7 @@ pub fn evaluate(
         std_min: collapse.min_std,
         effective_rank,
         localisation_r2,
+        reconstruction: None,
     })
 }
 

@@ -40,6 +40,18 @@ impl EpochRecord {
             e.effective_rank,
             self.images_per_s
         );
+        if let Some(q) = &e.reconstruction {
+            s += &format!(" | reconstruction PSNR {:.2} dB", q.recon_psnr);
+            for (name, v) in [
+                ("mean fill", q.fill_mean_psnr),
+                ("inpainting", q.inpaint_psnr),
+                ("corrupted input", q.corrupted_psnr),
+            ] {
+                if let Some(v) = v {
+                    s += &format!(" ({name} {v:.2})");
+                }
+            }
+        }
         if let Some(r2) = &e.localisation_r2 {
             s += " | localisation R²";
             for (name, v) in crate::eval::LOCALISATION_TARGETS.iter().zip(r2) {

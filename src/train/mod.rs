@@ -5,8 +5,10 @@
 pub mod checkpoint;
 pub mod config;
 pub mod features;
+pub mod finetune;
 pub mod metrics;
 pub mod plots;
+pub mod reconstruction;
 mod report;
 pub mod rundir;
 pub mod step;
@@ -69,6 +71,8 @@ pub struct Trainer {
     step: u64,
     /// Epochs after which to stop early (the schedule is unchanged).
     stop_after: Option<u32>,
+    /// The last evaluation's reconstructions, for the picture.
+    sample: Option<reconstruction::Sample>,
     quiet: bool,
 }
 
@@ -130,6 +134,7 @@ impl Trainer {
             epoch: 0,
             step: 0,
             stop_after: None,
+            sample: None,
             quiet: false,
         })
     }
@@ -242,7 +247,19 @@ impl Trainer {
             self.normalize,
             bs,
         )?;
-        let e = features::evaluate(&self.train, &tr, &a, &self.test, &te, &b)?;
+        let mut e = features::evaluate(&self.train, &tr, &a, &self.test, &te, &b)?;
+        let measured = reconstruction::measure(
+            &self.gpu,
+            self.objective.as_mut(),
+            self.config.objective.input(),
+            self.config.objective.norm_pix(),
+            &self.test,
+            self.normalize,
+        )?;
+        if let Some((quality, sample)) = measured {
+            e.reconstruction = Some(quality);
+            self.sample = Some(sample);
+        }
         Ok((e, b))
     }
 
@@ -377,6 +394,10 @@ impl Trainer {
                 &self.augment,
                 &self.train,
             )?;
+            if let Some(sample) = &self.sample {
+                let grid = reconstruction::picture(sample, 8, 4);
+                crate::augment::save_png(&grid, &self.out.join("reconstructions.png"))?;
+            }
             last = Some(record);
         }
         let last = last.ok_or_else(|| Error::invalid("train", "no epoch left to run"))?;
@@ -422,6 +443,7 @@ impl Trainer {
             step: self.step,
             normalize: self.normalize,
             kernels: self.gpu.tuning(),
+            image_size: (self.train.height(), self.train.width()),
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 const LOCK: &str = ".darkmatter.lock";
 
 /// The files a run writes into its directory.
-pub const FILES: [&str; 7] = [
+pub const FILES: [&str; 8] = [
     "config.json",
     "metrics.jsonl",
     "checkpoint.safetensors",
@@ -26,6 +26,7 @@ pub const FILES: [&str; 7] = [
     "accuracy.png",
     "pca.png",
     "augmentations.png",
+    "reconstructions.png",
 ];
 
 /// A run's directory, locked for this process until dropped.
