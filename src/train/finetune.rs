@@ -135,8 +135,8 @@ pub fn finetune(
         total_steps: per_epoch * cfg.epochs as u64,
         final_fraction: 0.0,
     };
-    let mut step = 0u64;
-    for batch in loader.epochs(0..cfg.epochs as u64) {
+    for (step, batch) in loader.epochs(0..cfg.epochs as u64).enumerate() {
+        let step = step as u64;
         let labels = batch
             .labels
             .as_ref()
@@ -174,7 +174,6 @@ pub fn finetune(
             .collect();
         optimizer.step(&params, schedule.at(step))?;
         gpu.submit();
-        step += 1;
     }
     // Test accuracy, encoder in evaluation mode.
     let (h, w, c) = (test.height(), test.width(), test.channels());
