@@ -69,36 +69,44 @@ fn input(
     dst[i] = acc;
 }
 
+// `weight` sums a range of `p.chunk` output pixels (flattened over the
+// batch and the output plane) per invocation and writes one partial sum per
+// range, `dst[range, o, c, ky, kx]`, which the host then adds up. One long
+// loop over the whole batch would be simpler, but llvmpipe (Mesa 22.3.6)
+// ends a loop after 65 535 iterations in total per invocation, silently: a
+// 256-image batch of 16x16 outputs already lost its last image's products.
 @compute @workgroup_size(256)
 fn weight(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
+    let taps = p.o * p.c * p.kh * p.kw;
+    let pixels = p.n * p.oh * p.ow;
+    let ranges = (pixels + p.chunk - 1u) / p.chunk;
     let i = linear_index(wid, nwg, lid);
-    if i >= p.o * p.c * p.kh * p.kw {
+    if i >= taps * ranges {
         return;
     }
-    let kx = i % p.kw;
-    let ky = (i / p.kw) % p.kh;
-    let c = (i / (p.kw * p.kh)) % p.c;
-    let o = i / (p.kw * p.kh * p.c);
+    let range = i / taps;
+    let t = i % taps;
+    let kx = t % p.kw;
+    let ky = (t / p.kw) % p.kh;
+    let c = (t / (p.kw * p.kh)) % p.c;
+    let o = t / (p.kw * p.kh * p.c);
+    let end = min(pixels, (range + 1u) * p.chunk);
     var acc = 0.0;
-    for (var n = 0u; n < p.n; n++) {
-        for (var oy = 0u; oy < p.oh; oy++) {
-            let iy = i32(oy * p.stride + ky) - i32(p.pad);
-            if iy < 0 || iy >= i32(p.h) {
-                continue;
-            }
-            for (var ox = 0u; ox < p.ow; ox++) {
-                let ix = i32(ox * p.stride + kx) - i32(p.pad);
-                if ix < 0 || ix >= i32(p.w) {
-                    continue;
-                }
-                acc += src_b[((n * p.o + o) * p.oh + oy) * p.ow + ox]
-                     * src_a[((n * p.c + c) * p.h + u32(iy)) * p.w + u32(ix)];
-            }
+    for (var j = range * p.chunk; j < end; j++) {
+        let ox = j % p.ow;
+        let oy = (j / p.ow) % p.oh;
+        let n = j / (p.ow * p.oh);
+        let iy = i32(oy * p.stride + ky) - i32(p.pad);
+        let ix = i32(ox * p.stride + kx) - i32(p.pad);
+        if iy < 0 || iy >= i32(p.h) || ix < 0 || ix >= i32(p.w) {
+            continue;
         }
+        acc += src_b[((n * p.o + o) * p.oh + oy) * p.ow + ox]
+             * src_a[((n * p.c + c) * p.h + u32(iy)) * p.w + u32(ix)];
     }
     dst[i] = acc;
 }

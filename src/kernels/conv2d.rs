@@ -524,6 +524,11 @@ fn weight_chunk(g: &ConvGeometry) -> usize {
     g.n.div_ceil(splits).max(1)
 }
 
+/// Output pixels (over the batch and the output plane) each invocation of
+/// the direct weight gradient sums: well under the 65 535 iterations after
+/// which llvmpipe ends a loop.
+const DIRECT_RANGE: usize = 16_384;
+
 /// dL/dw of a convolution, given the input `x` and dL/dy `dy`: `w_shape`.
 pub fn conv2d_backward_weight(
     variant: ConvVariant,
@@ -546,17 +551,63 @@ pub fn conv2d_backward_weight(
     }
     match variant {
         ConvVariant::Im2col | ConvVariant::Texture => {
-            let dyt = pixels_by_channels(dy, &g)?;
-            let dw = matmul::matmul(&dyt, &im2col(x, &g)?, true, false)?;
+            // dw = dyt^T cols, a reduction over every output pixel of the
+            // batch. Longer than DIRECT_RANGE, it is cut into equal ranges,
+            // multiplied as a batch and summed: one long reduction is
+            // slower on a GPU and, on llvmpipe, wrong (its loops stop after
+            // 65 535 iterations, and the packed operand would outgrow a
+            // texture).
+            let pixels = g.n * g.oh * g.ow;
+            let ranges = (pixels.div_ceil(DIRECT_RANGE)..=pixels)
+                .find(|r| pixels.is_multiple_of(*r))
+                .unwrap_or(pixels);
+            let per = pixels / ranges;
+            if ranges > 1 && per < 1024 {
+                // No even cut into long ranges (a pixel count with no
+                // divisor near DIRECT_RANGE): the implicit GEMM, which cuts
+                // the batch itself.
+                return conv2d_backward_weight(
+                    ConvVariant::ImplicitGemm,
+                    x,
+                    dy,
+                    w_shape,
+                    stride,
+                    padding,
+                );
+            }
+            let dyt = pixels_by_channels(dy, &g)?.reshape(&[ranges, per, g.o])?;
+            let cols = im2col(x, &g)?.reshape(&[ranges, per, taps])?;
+            let parts = matmul::matmul(&dyt, &cols, true, false)?;
+            let dw = if ranges == 1 {
+                parts.reshape(&[g.o, taps])?
+            } else {
+                reduce::sum_axis(&parts, 0)?
+            };
             dw.reshape(w_shape)
         }
         ConvVariant::Direct => {
-            let dw = Tensor::uninit(gpu, w_shape)?;
-            let groups = gpu.grid((dw.numel() as u64).div_ceil(256))?;
+            // Partial sums over ranges of DIRECT_RANGE output pixels (see
+            // the shader: llvmpipe cuts longer loops short), then their sum.
+            let pixels = g.n * g.oh * g.ow;
+            let ranges = pixels.div_ceil(DIRECT_RANGE);
+            let parts = Tensor::uninit(gpu, &[ranges, g.o * taps])?;
+            let groups = gpu.grid((parts.numel() as u64).div_ceil(256))?;
             let kernel = variant.backward_kernel("weight");
-            let bindings = [x.binding(1), dy.binding(2), dw.binding(3)];
-            dispatch(gpu, &kernel, &[], &g.params(0), &bindings, groups)?;
-            Ok(dw)
+            let bindings = [x.binding(1), dy.binding(2), parts.binding(3)];
+            dispatch(
+                gpu,
+                &kernel,
+                &[],
+                &g.params(DIRECT_RANGE),
+                &bindings,
+                groups,
+            )?;
+            let dw = if ranges == 1 {
+                parts
+            } else {
+                reduce::sum_axis(&parts, 0)?
+            };
+            dw.reshape(w_shape)
         }
         ConvVariant::ImplicitGemm => {
             let chunk = weight_chunk(&g);
