@@ -60,6 +60,7 @@ fn bench(c: &mut Criterion) {
                     objective: objective.as_mut(),
                     optimizer: &mut optimizer,
                     total_steps: 1000,
+                    dist: None,
                 };
                 let pending = step::train_step(&mut ctx, &input, step_index, 1e-3).unwrap();
                 step_index += 1;

@@ -72,6 +72,7 @@ fn main() -> darkmatter::Result<()> {
             objective: objective.as_mut(),
             optimizer: &mut optimizer,
             total_steps: steps as u64 + 1,
+            dist: None,
         };
         let losses = step::train_step(&mut ctx, &input, i as u64, config.lr())?.wait()?;
         let seconds = start.elapsed().as_secs_f64();

@@ -48,6 +48,7 @@ fn main() -> darkmatter::Result<()> {
             objective: objective.as_mut(),
             optimizer: &mut optimizer,
             total_steps: 100,
+            dist: None,
         };
         step::train_step(&mut ctx, &input, i, 1e-3)?.wait()?;
         if i > 0 {

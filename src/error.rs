@@ -41,6 +41,19 @@ pub enum Error {
         allowed: u64,
     },
 
+    /// A failure already reported elsewhere (by rank 0 of a distributed
+    /// run): exit with an error, print nothing.
+    #[error("")]
+    Quiet,
+
+    /// Another rank of a distributed run failed.
+    #[error("rank {rank} of {size}: {message}")]
+    Rank {
+        rank: usize,
+        size: usize,
+        message: String,
+    },
+
     /// A tensor's data was already handed back to the buffer pool.
     #[error("{0} was released: its buffer went back to the pool (read values before backward)")]
     Released(String),

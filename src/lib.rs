@@ -29,6 +29,7 @@ pub mod augment;
 pub mod autograd;
 pub mod cli;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod eval;
 pub mod files;

@@ -10,5 +10,7 @@ fn main() {
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
     let cli = darkmatter::cli::Cli::parse();
-    std::process::exit(darkmatter::cli::run(cli));
+    let code = darkmatter::cli::run(cli);
+    darkmatter::dist::finalize();
+    std::process::exit(code);
 }

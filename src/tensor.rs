@@ -157,6 +157,23 @@ impl Tensor {
             .ok_or_else(|| Error::invalid("item", "the tensor is empty"))
     }
 
+    /// Overwrites every value with `data` (in order after the work
+    /// recorded so far): how a rank takes rank 0's parameters.
+    pub fn write(&self, data: &[f32]) -> Result<()> {
+        if data.len() != self.numel() {
+            return Err(Error::shape(
+                "Tensor::write",
+                &[&self.shape],
+                format!("{} values for {} elements", data.len(), self.numel()),
+            ));
+        }
+        if self.numel() > 0 {
+            let src = Tensor::from_slice(&self.gpu, data, &self.shape)?;
+            crate::gpu::batch_copy(&self.gpu, src.buffer(), self.buffer(), self.bytes());
+        }
+        Ok(())
+    }
+
     /// A copy in a fresh buffer.
     pub fn deep_clone(&self) -> Result<Tensor> {
         let t = Tensor::uninit(&self.gpu, &self.shape)?;

@@ -125,6 +125,7 @@ fn check_method(fx: &Fixture, config: &ObjectiveConfig) {
             objective: objective.as_mut(),
             optimizer: &mut optimizer,
             total_steps: steps,
+            dist: None,
         };
         let (pending, gradients) = step::step_with_gradients(&mut ctx, &input, k, lr).unwrap();
         let losses = pending.wait().unwrap();

@@ -93,7 +93,7 @@ fn corruptions_parse_and_draw_what_they_say() {
     let shape = [4, 1, 16, 16];
     let n = 4 * 16 * 16;
     let (scale, shift) = Corruption::Gaussian(0.3)
-        .draw(gpu(), shape, &norm, 1, 2)
+        .draw(gpu(), shape, &norm, 1, 2, 0)
         .unwrap();
     assert!(scale.to_vec().unwrap().iter().all(|&s| s == 1.0));
     let noise = shift.to_vec().unwrap();
@@ -101,7 +101,7 @@ fn corruptions_parse_and_draw_what_they_say() {
     // 0.3 pixel units are 0.6 normalised units at std 0.5.
     assert!((std - 0.6).abs() < 0.05, "{std}");
     let (scale, shift) = Corruption::SaltPepper(0.2)
-        .draw(gpu(), shape, &norm, 1, 2)
+        .draw(gpu(), shape, &norm, 1, 2, 0)
         .unwrap();
     let (scale, shift) = (scale.to_vec().unwrap(), shift.to_vec().unwrap());
     let hit: Vec<usize> = (0..n).filter(|&i| scale[i] == 0.0).collect();
@@ -110,7 +110,7 @@ fn corruptions_parse_and_draw_what_they_say() {
     // Black is (0 - 0.25) / 0.5, white (1 - 0.25) / 0.5.
     assert!(hit.iter().all(|&i| shift[i] == -0.5 || shift[i] == 1.5));
     let (again, _) = Corruption::SaltPepper(0.2)
-        .draw(gpu(), shape, &norm, 1, 2)
+        .draw(gpu(), shape, &norm, 1, 2, 0)
         .unwrap();
     assert_eq!(again.to_vec().unwrap(), scale);
 }

@@ -4,13 +4,20 @@
 // `stats`           one workgroup per channel: batch mean and 1/sqrt(var + eps)
 //                   with the biased variance, and the running estimates
 //                   updated in place with the unbiased variance (PyTorch's rule).
+//                   With MOMENTS, the mean and the biased variance themselves
+//                   and no update: a rank's share of synchronised batch norm,
+//                   combined over the ranks on the host.
+// `update_running`  one invocation per channel: the running estimates moved
+//                   towards a given mean and unbiased variance (synchronised
+//                   batch norm's global ones).
 // `eval_stats`      one invocation per channel: the same two vectors from the
 //                   running estimates, so eval mode reuses `normalize`.
 // `normalize`       one invocation per element: y = (x - mean) * invstd (* gamma + beta).
 // `backward_reduce` one workgroup per channel: dbeta = sum dy, dgamma = sum dy * xhat.
 // `backward_input`  one invocation per element:
 //                   dx = gamma * invstd * (dy - (dbeta + xhat * dgamma) / count)
-//                   in training mode (the statistics depend on x), and
+//                   in training mode, count = total * L (total: the samples
+//                   of the whole batch, across ranks when synchronised) (the statistics depend on x), and
 //                   gamma * invstd * dy in eval mode.
 //
 // The per-channel sums use a two-pass mean / variance and a tree in
@@ -25,6 +32,7 @@
 
 override AFFINE: bool = true;
 override TRAIN: bool = true;
+override MOMENTS: bool = false;
 override C: u32 = 1u;
 override L: u32 = 1u;
 
@@ -32,7 +40,7 @@ struct Params {
     n: u32,
     momentum: f32,
     eps: f32,
-    _pad: u32,
+    total: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -84,7 +92,10 @@ fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
         q += d * d;
     }
     let var_biased = workgroup_sum(lid, q) / f32(count);
-    if lid == 0u {
+    if lid == 0u && MOMENTS {
+        mean[c] = mu;
+        invstd[c] = var_biased;
+    } else if lid == 0u {
         mean[c] = mu;
         invstd[c] = 1.0 / sqrt(var_biased + p.eps);
         let unbiased = var_biased * f32(count) / f32(max(count, 2u) - 1u);
@@ -101,6 +112,18 @@ fn eval_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     mean[c] = running_mean[c];
     invstd[c] = 1.0 / sqrt(running_var[c] + p.eps);
+}
+
+// Here `mean` holds the mean and `invstd` the unbiased variance to move
+// the running estimates towards.
+@compute @workgroup_size(64)
+fn update_running(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if c >= C {
+        return;
+    }
+    running_mean[c] = (1.0 - p.momentum) * running_mean[c] + p.momentum * mean[c];
+    running_var[c] = (1.0 - p.momentum) * running_var[c] + p.momentum * invstd[c];
 }
 
 @group(0) @binding(1) var<storage, read> nx: array<f32>;
@@ -186,7 +209,7 @@ fn backward_input(
     var g = idy[i];
     if TRAIN {
         let xhat = (ix[i] - imean[c]) * iinvstd[c];
-        g -= (idbeta[c] + xhat * idgamma[c]) / f32(p.n * L);
+        g -= (idbeta[c] + xhat * idgamma[c]) / f32(p.total * L);
     }
     dx[i] = scale * g;
 }

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::config::AugmentConfig;
 use super::params::{BlurKernel, ViewParams};
-use super::{check, sample_params};
+use super::{check, sample_params_at};
 use crate::data::Batch;
 use crate::error::Result;
 use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, PooledBuffer, Usage, dispatch, uniform};
@@ -112,9 +112,22 @@ impl U8Batch {
 /// Two views of every image of `batch`, with parameters drawn for training
 /// step `step` under `seed`.
 pub fn views(batch: &U8Batch, config: &AugmentConfig, seed: u64, step: u64) -> Result<[Tensor; 2]> {
+    views_at(batch, config, seed, step, 0)
+}
+
+/// [`views`] of images `first..` of the step's global batch (a rank's
+/// shard of it): the parameters a one-process run draws for them.
+pub fn views_at(
+    batch: &U8Batch,
+    config: &AugmentConfig,
+    seed: u64,
+    step: u64,
+    first: usize,
+) -> Result<[Tensor; 2]> {
     let [b, h, w, _] = batch.shape;
     config.validate()?;
-    views_with(batch, config, &sample_params(config, seed, step, b, (h, w)))
+    let params = sample_params_at(config, seed, step, first, b, (h, w));
+    views_with(batch, config, &params)
 }
 
 uniform! {

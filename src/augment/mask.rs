@@ -70,12 +70,28 @@ impl PatchMask {
         patch: usize,
         ratio: f32,
     ) -> Result<PatchMask> {
+        PatchMask::draw_at(seed, step, 0, n, height, width, patch, ratio)
+    }
+
+    /// [`PatchMask::draw`] for images `first..first + n` of the step's
+    /// global batch (a rank's shard of it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn draw_at(
+        seed: u64,
+        step: u64,
+        first: usize,
+        n: usize,
+        height: usize,
+        width: usize,
+        patch: usize,
+        ratio: f32,
+    ) -> Result<PatchMask> {
         check_mask(height, width, patch, ratio)?;
         let per = (height / patch) * (width / patch);
         let count = ((ratio as f64 * per as f64).round() as usize).clamp(1, per - 1);
         let mut masked = vec![false; n * per];
         for i in 0..n {
-            let mut rng = CounterRng::keyed(&[MASK_TAG, seed, step, i as u64]);
+            let mut rng = CounterRng::keyed(&[MASK_TAG, seed, step, (first + i) as u64]);
             let order = crate::data::rng::permutation(per, &mut rng);
             for &q in &order[..count] {
                 masked[i * per + q] = true;
@@ -216,7 +232,9 @@ impl Corruption {
     /// `scale` and `shift` `[n, c, h, w]` such that `view * scale + shift`
     /// is the corrupted view of a normalised batch (`normalize` undoes and
     /// redoes the pixel units), drawn from the stream keyed by `(seed,
-    /// step, image)`.
+    /// step, image)`, the images numbered from `first` (where a rank's
+    /// shard starts in the global batch).
+    #[allow(clippy::too_many_arguments)]
     pub fn draw(
         &self,
         gpu: &Gpu,
@@ -224,12 +242,13 @@ impl Corruption {
         normalize: &Normalize,
         seed: u64,
         step: u64,
+        first: usize,
     ) -> Result<(Tensor, Tensor)> {
         let [n, c, h, w] = shape;
         let mut scale = vec![1.0f32; n * c * h * w];
         let mut shift = vec![0.0f32; n * c * h * w];
         for i in 0..n {
-            let mut rng = CounterRng::keyed(&[NOISE_TAG, seed, step, i as u64]);
+            let mut rng = CounterRng::keyed(&[NOISE_TAG, seed, step, (first + i) as u64]);
             for p in 0..h * w {
                 // One draw per pixel: masking and salt-and-pepper hit every channel.
                 let (u, v) = (rng.next_f32(), rng.next_f32());

@@ -48,7 +48,7 @@ mod params;
 mod preview;
 
 pub use config::{AugmentConfig, Crop, CropSampling, Jitter, Normalize, Preset, ViewConfig};
-pub use gpu::{U8Batch, views, views_with};
+pub use gpu::{U8Batch, views, views_at, views_with};
 pub use mask::{Corruption, PatchMask, check_mask};
 pub use params::{BlurKernel, JitterParams, ViewParams, gaussian, pcg};
 pub use preview::{preview_grid, save_png};
@@ -69,8 +69,21 @@ pub fn sample_params(
     len: usize,
     input: (usize, usize),
 ) -> Vec<[ViewParams; 2]> {
+    sample_params_at(config, seed, step, 0, len, input)
+}
+
+/// [`sample_params`] for images `first..first + len` of the step's global
+/// batch (a rank's shard of it).
+pub fn sample_params_at(
+    config: &AugmentConfig,
+    seed: u64,
+    step: u64,
+    first: usize,
+    len: usize,
+    input: (usize, usize),
+) -> Vec<[ViewParams; 2]> {
     let output = config.output_size(input.0, input.1);
-    (0..len)
+    (first..first + len)
         .map(|image| {
             [0, 1].map(|view| {
                 let c = &config.views[view];

@@ -88,6 +88,9 @@ impl Tape {
         state: &BatchNormState<'_>,
         train: bool,
     ) -> Result<Var> {
+        if let Some(d) = self.spread().filter(|d| train && d.sync_bn) {
+            return self.sync_batch_norm(x, affine, state, d);
+        }
         let tx = self.value(x)?.clone();
         let params = affine
             .map(|(g, b)| Ok::<_, Error>((self.value(g)?.clone(), self.value(b)?.clone())))

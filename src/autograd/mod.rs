@@ -20,6 +20,7 @@
 //! forwards of an EMA target run on one.
 
 mod backward;
+mod dist;
 mod layers;
 
 use std::fmt;
@@ -165,6 +166,9 @@ pub struct Tape {
     shapes: Vec<Vec<usize>>,
     requires_grad: Vec<bool>,
     is_leaf: Vec<bool>,
+    /// The group a distributed step spans: gathered rows and synchronised
+    /// batch norm communicate through it (see `dist.rs`).
+    dist: Option<crate::dist::Dist>,
 }
 
 static NEXT_TAPE: AtomicU32 = AtomicU32::new(1);
@@ -181,6 +185,7 @@ impl Tape {
             shapes: Vec::new(),
             requires_grad: Vec::new(),
             is_leaf: Vec::new(),
+            dist: None,
         }
     }
 

@@ -4,7 +4,7 @@ mod augment;
 mod embed;
 mod eval;
 mod info;
-mod train;
+pub mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -53,6 +53,7 @@ pub fn run(cli: Cli) -> i32 {
     };
     match result {
         Ok(()) => 0,
+        Err(crate::Error::Quiet) => 2,
         Err(e) => {
             eprintln!("error: {}", e.to_string().replace('\n', " "));
             2

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::dist::Dist;
 use crate::objectives::ObjectiveConfig;
 use crate::train::rundir::RunDir;
 use crate::train::{EncoderKind, Extension, Method, TrainConfig, Trainer, checkpoint};
-use crate::{Error, Gpu, Result};
+use crate::{Error, Gpu, GpuOptions, Result};
 
 /// Every flag is optional: unset ones take the defaults of the method and
 /// dataset, printed at the start of the run.
@@ -126,6 +127,10 @@ pub struct TrainArgs {
     /// With --data synthetic: the images' side in pixels.
     #[arg(long)]
     pub synthetic_size: Option<usize>,
+    /// Under mpirun (several ranks): batch-norm statistics over the global
+    /// batch (on, the default there) or over each rank's shard (off).
+    #[arg(long, value_parser = ["on", "off"])]
+    pub sync_bn: Option<String>,
 }
 
 fn parse_dims(flag: &str, s: &str) -> Result<Vec<usize>> {
@@ -335,6 +340,61 @@ fn fixed_on_resume(args: &TrainArgs) -> Vec<&'static str> {
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
+    let group = crate::dist::world()?.filter(|g| g.size() > 1);
+    let Some(group) = group else {
+        if args.sync_bn.is_some() {
+            return Err(Error::invalid(
+                "train",
+                "--sync-bn applies to runs of several MPI ranks (mpirun -np N darkmatter train ...)",
+            ));
+        }
+        let gpu = Gpu::new()?;
+        return finish(prepare(args, &gpu, None)?.run()?, args);
+    };
+    let dist = Dist {
+        sync_bn: args.sync_bn.as_deref() != Some("off"),
+        group: group.clone(),
+    };
+    // Setting up can fail on one rank alone (no adapter there): every rank
+    // learns of it, and rank 0 says which rank failed and why.
+    let setup = (|| {
+        let gpu = Gpu::with_options(GpuOptions {
+            index: Some(group.local_rank()),
+            ..GpuOptions::default()
+        })?;
+        prepare(args, &gpu, Some(dist.clone()))
+    })();
+    let trainer = match crate::dist::agree(group.as_ref(), setup) {
+        Ok(t) => t,
+        Err(e) if group.rank() == 0 => return Err(e),
+        Err(_) => return Err(Error::Quiet),
+    };
+    // From here a failure on any rank ends the whole job.
+    let rank = (group.rank(), group.size());
+    let default_hook = std::panic::take_hook();
+    let on_panic = group.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!("rank {} of {} panicked: ending the job", rank.0, rank.1);
+        on_panic.abort(101);
+    }));
+    match trainer.run() {
+        Ok(summary) if group.rank() == 0 => finish(summary, args),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            eprintln!(
+                "error: rank {} of {}: {}",
+                rank.0,
+                rank.1,
+                e.to_string().replace('\n', " ")
+            );
+            group.abort(2)
+        }
+    }
+}
+
+/// Checks the flags and opens the run (fresh or resumed) on `gpu`.
+fn prepare(args: &TrainArgs, gpu: &Gpu, dist: Option<Dist>) -> Result<Trainer> {
     // Everything the flags say is checked before a device is opened or a file written.
     let out = args.out.clone().unwrap_or_else(|| "runs/latest".into());
     let config = match &args.resume {
@@ -354,7 +414,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 .as_deref()
                 .map(str::parse::<Method>)
                 .transpose()?;
-            RunDir::ensure_free(dir)?;
+            // Rank 0 takes the directory's lock; the other ranks only read.
+            if crate::dist::leads(dist.as_ref()) {
+                RunDir::ensure_free(dir)?;
+            }
             let saved = checkpoint::read_config(dir)?;
             if let Some(m) = method.filter(|&m| m != saved.method()) {
                 return Err(Error::invalid(
@@ -369,20 +432,26 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             None
         }
     };
-    let gpu = Gpu::new()?;
     let trainer = match (&args.resume, config) {
         (Some(dir), _) => {
             let extension = Extension {
                 epochs: args.epochs,
             };
-            Trainer::resume(&gpu, dir, extension)?
+            Trainer::resume_distributed(gpu, dir, extension, dist)?
         }
-        (None, Some(c)) => Trainer::new(&gpu, c, &out, args.overwrite)?,
+        (None, Some(c)) => Trainer::new_distributed(gpu, c, &out, args.overwrite, dist)?,
         (None, None) => unreachable!("a configuration exists unless resuming"),
     };
-    let trainer = trainer.stop_after(args.stop_after);
-    let out = args.resume.clone().unwrap_or(out);
-    let summary = trainer.run()?;
+    Ok(trainer.stop_after(args.stop_after))
+}
+
+/// Prints what a finished run measured.
+fn finish(summary: crate::train::Summary, args: &TrainArgs) -> Result<()> {
+    let out = args
+        .resume
+        .clone()
+        .or_else(|| args.out.clone())
+        .unwrap_or_else(|| "runs/latest".into());
     let l = &summary.last.evaluation;
     if let Some(b) = &summary.baseline {
         println!("\nrandom-init encoder: {}", b.accuracy_line());

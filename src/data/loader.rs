@@ -60,6 +60,11 @@ pub struct Batch {
     pub step: usize,
     /// Dataset index of each image, in batch order.
     pub indices: Vec<usize>,
+    /// The position of the first image in the global batch: 0, or where a
+    /// rank's shard starts ([`Loader::shard`]). Per-image random draws are
+    /// keyed by the global position, so a shard is augmented as the same
+    /// images of a one-process run.
+    pub first: usize,
     /// `len x height x width x channels` bytes, images back to back.
     pub images: Vec<u8>,
     /// The label of each image, when the dataset has labels for all of them.
@@ -95,6 +100,8 @@ impl Batch {
 pub struct Loader {
     dataset: Arc<dyn Dataset>,
     config: LoaderConfig,
+    /// `(rank, ranks)`: yield only this rank's contiguous share of each batch.
+    shard: Option<(usize, usize)>,
 }
 
 impl std::fmt::Debug for Loader {
@@ -112,7 +119,25 @@ impl Loader {
         if config.batch_size == 0 {
             return Err(DataError::Config("batch size is zero".to_string()));
         }
-        Ok(Loader { dataset, config })
+        Ok(Loader {
+            dataset,
+            config,
+            shard: None,
+        })
+    }
+
+    /// This loader, yielding only rank `rank`'s share of every batch: the
+    /// batches (of `batch_size`, the global batch) are those of the
+    /// unsharded loader, cut into `ranks` contiguous pieces of equal size.
+    pub fn shard(mut self, rank: usize, ranks: usize) -> Result<Self, DataError> {
+        if ranks == 0 || rank >= ranks || !self.config.batch_size.is_multiple_of(ranks) {
+            return Err(DataError::Config(format!(
+                "a batch of {} cannot be split evenly over {ranks} ranks",
+                self.config.batch_size
+            )));
+        }
+        self.shard = Some((rank, ranks));
+        Ok(self)
     }
 
     /// The dataset batches are drawn from.
@@ -182,6 +207,7 @@ impl Loader {
         Producer {
             dataset: Arc::clone(&self.dataset),
             config: self.config,
+            shard: self.shard,
             per_epoch: self.batches_per_epoch(),
             epochs,
             current: None,
@@ -206,6 +232,7 @@ fn epoch_order(len: usize, config: &LoaderConfig, epoch: u64) -> Vec<usize> {
 struct Producer {
     dataset: Arc<dyn Dataset>,
     config: LoaderConfig,
+    shard: Option<(usize, usize)>,
     per_epoch: usize,
     epochs: Range<u64>,
     /// The epoch being cut and its order.
@@ -227,8 +254,19 @@ impl Iterator for Producer {
             {
                 let size = self.config.batch_size;
                 let start = self.step * size;
-                let indices = order[start..(start + size).min(order.len())].to_vec();
-                let batch = make_batch(self.dataset.as_ref(), *epoch, self.step, indices);
+                let global = &order[start..(start + size).min(order.len())];
+                let (first, indices) = match self.shard {
+                    Some((rank, ranks)) => {
+                        let share = global.len() / ranks;
+                        (
+                            rank * share,
+                            global[rank * share..(rank + 1) * share].to_vec(),
+                        )
+                    }
+                    None => (0, global.to_vec()),
+                };
+                let mut batch = make_batch(self.dataset.as_ref(), *epoch, self.step, indices);
+                batch.first = first;
                 self.step += 1;
                 return Some(batch);
             }
@@ -251,6 +289,7 @@ fn make_batch(dataset: &dyn Dataset, epoch: u64, step: usize, indices: Vec<usize
         epoch,
         step,
         indices,
+        first: 0,
         images,
         labels,
         height: dataset.height(),

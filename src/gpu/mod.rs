@@ -47,6 +47,11 @@ pub struct GpuOptions {
     pub backend: Option<String>,
     /// Pick the first adapter whose name contains this (`DARKMATTER_ADAPTER`).
     pub adapter: Option<String>,
+    /// Among the adapters of the best kind (discrete GPUs, say), take this
+    /// one, counting modulo their number: a rank of a distributed run
+    /// passes its index on its machine, so the ranks there share the GPUs
+    /// out. Ignored when `adapter` names one.
+    pub index: Option<usize>,
     /// Ask for a smaller `max_storage_buffer_binding_size` than the adapter
     /// allows, e.g. to test that kernels tile within a 128 MiB binding.
     pub max_storage_binding: Option<u64>,
@@ -74,6 +79,7 @@ impl Default for GpuOptions {
         GpuOptions {
             backend: var("DARKMATTER_BACKEND"),
             adapter: var("DARKMATTER_ADAPTER"),
+            index: None,
             max_storage_binding: None,
             max_texture_dimension: None,
             matmul: var("DARKMATTER_MATMUL"),
@@ -244,13 +250,21 @@ impl Gpu {
             })
             .collect();
         let wanted = options.adapter.as_ref().map(|s| s.to_lowercase());
-        let adapter = adapters
+        let mut matching: Vec<wgpu::Adapter> = adapters
             .into_iter()
             .filter(|a| match &wanted {
                 Some(w) => a.get_info().name.to_lowercase().contains(w),
                 None => true,
             })
-            .max_by_key(|a| adapter_rank(&a.get_info()))
+            .collect();
+        let best = matching.iter().map(|a| adapter_rank(&a.get_info())).max();
+        matching.retain(|a| Some(adapter_rank(&a.get_info())) == best);
+        let pick = match options.index.filter(|_| wanted.is_none()) {
+            Some(i) if !matching.is_empty() => i % matching.len(),
+            _ => 0,
+        };
+        let adapter = (pick < matching.len())
+            .then(|| matching.swap_remove(pick))
             .ok_or_else(|| {
                 let filter = match (&options.backend, &options.adapter) {
                     (None, None) => String::new(),

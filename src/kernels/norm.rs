@@ -27,7 +27,7 @@ uniform! {
         n: u32,
         momentum: f32,
         eps: f32,
-        _pad: u32,
+        total: u32,
     }
 }
 
@@ -75,6 +75,15 @@ fn check_channels(op: &'static str, x: &Tensor, c: usize, ts: &[&Tensor]) -> Res
     Ok(())
 }
 
+fn bn_params(n: usize, momentum: f32, eps: f32, total: usize) -> BnParams {
+    BnParams {
+        n: n as u32,
+        momentum,
+        eps,
+        total: total as u32,
+    }
+}
+
 /// Batch normalisation of `x` (`[N, C]` or `[N, C, H, W]`) per channel.
 ///
 /// Training mode (`train`) normalises with the batch mean and biased
@@ -94,9 +103,6 @@ pub fn batch_norm(
 ) -> Result<(Tensor, BatchStats)> {
     let (n, c, l) = bn_dims("batch_norm", x.shape())?;
     check_channels("batch_norm", x, c, &[running_mean, running_var])?;
-    if let Some((g, b)) = affine {
-        check_channels("batch_norm", x, c, &[g, b])?;
-    }
     if train && n * l < 2 {
         return Err(Error::shape(
             "batch_norm",
@@ -105,19 +111,13 @@ pub fn batch_norm(
         ));
     }
     let gpu = x.gpu();
-    let p = BnParams {
-        n: n as u32,
-        momentum,
-        eps,
-        _pad: 0,
-    };
+    let p = bn_params(n, momentum, eps, n);
     let stats = BatchStats {
         mean: Tensor::uninit(gpu, &[c])?,
         invstd: Tensor::uninit(gpu, &[c])?,
     };
-    let y = Tensor::uninit(gpu, x.shape())?;
     if x.numel() == 0 {
-        return Ok((y, stats));
+        return Ok((Tensor::uninit(gpu, x.shape())?, stats));
     }
     let stat_bindings = [
         x.binding(1),
@@ -141,12 +141,93 @@ pub fn batch_norm(
             groups,
         )?;
     }
+    let y = batch_norm_normalize(x, &stats, affine)?;
+    Ok((y, stats))
+}
+
+/// One rank's share of synchronised batch norm: the per-channel mean and
+/// biased variance of `x` (`[N, C]` or `[N, C, H, W]`), each `[C]`,
+/// touching no running estimate.
+pub fn batch_norm_moments(x: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (n, c, l) = bn_dims("batch_norm", x.shape())?;
+    if n * l == 0 {
+        return Err(Error::shape("batch_norm", &[x.shape()], "an empty batch"));
+    }
+    let gpu = x.gpu();
+    let mean = Tensor::uninit(gpu, &[c])?;
+    let var = Tensor::uninit(gpu, &[c])?;
+    dispatch(
+        gpu,
+        &bn_kernel("stats"),
+        &bn_constants(c, l, &[("MOMENTS", 1.0)]),
+        &bn_params(n, 0.0, 0.0, n),
+        &[
+            x.binding(1),
+            mean.binding(2),
+            var.binding(3),
+            // Bound but never written with MOMENTS.
+            mean.binding(4),
+            var.binding(5),
+        ],
+        channel_groups(gpu, c)?,
+    )?;
+    Ok((mean, var))
+}
+
+/// Moves the running estimates towards `mean` and `unbiased_var` (each
+/// `[C]`): `r = (1 - momentum) r + momentum b`, in place.
+pub fn batch_norm_update_running(
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    mean: &Tensor,
+    unbiased_var: &Tensor,
+    momentum: f32,
+) -> Result<()> {
+    let c = running_mean.numel();
+    check_channels(
+        "batch_norm",
+        running_mean,
+        c,
+        &[running_var, mean, unbiased_var],
+    )?;
+    let gpu = mean.gpu();
+    dispatch(
+        gpu,
+        &bn_kernel("update_running"),
+        &bn_constants(c, 1, &[]),
+        &bn_params(1, momentum, 0.0, 1),
+        &[
+            mean.binding(2),
+            unbiased_var.binding(3),
+            running_mean.binding(4),
+            running_var.binding(5),
+        ],
+        [c.div_ceil(64) as u32, 1, 1],
+    )
+}
+
+/// `(x - mean) invstd (gamma + beta)` with the given statistics.
+pub fn batch_norm_normalize(
+    x: &Tensor,
+    stats: &BatchStats,
+    affine: Option<(&Tensor, &Tensor)>,
+) -> Result<Tensor> {
+    let (n, c, l) = bn_dims("batch_norm", x.shape())?;
+    check_channels("batch_norm", x, c, &[&stats.mean, &stats.invstd])?;
+    if let Some((g, b)) = affine {
+        check_channels("batch_norm", x, c, &[g, b])?;
+    }
+    let gpu = x.gpu();
+    let y = Tensor::uninit(gpu, x.shape())?;
+    if x.numel() == 0 {
+        return Ok(y);
+    }
     let (gamma, beta) = affine.unwrap_or((&stats.mean, &stats.mean));
     dispatch(
         gpu,
         &bn_kernel("normalize"),
         &bn_constants(c, l, &[("AFFINE", affine.is_some() as u32 as f64)]),
-        &p,
+        &bn_params(n, 0.0, 0.0, n),
         &[
             x.binding(1),
             stats.mean.binding(2),
@@ -157,7 +238,7 @@ pub fn batch_norm(
         ],
         gpu.grid((x.numel() as u64).div_ceil(256))?,
     )?;
-    Ok((y, stats))
+    Ok(y)
 }
 
 /// One workgroup per channel.
@@ -174,15 +255,7 @@ fn channel_groups(gpu: &Gpu, c: usize) -> Result<[u32; 3]> {
     Ok([c as u32, 1, 1])
 }
 
-/// The gradients of [`batch_norm`] given dL/dy: `(dx, dgamma, dbeta)`;
-/// dgamma and dbeta are computed in any case (dx needs them in training mode).
-pub fn batch_norm_backward(
-    x: &Tensor,
-    dy: &Tensor,
-    stats: &BatchStats,
-    gamma: Option<&Tensor>,
-    train: bool,
-) -> Result<(Tensor, Tensor, Tensor)> {
+fn check_backward(x: &Tensor, dy: &Tensor, stats: &BatchStats) -> Result<(usize, usize, usize)> {
     let (n, c, l) = bn_dims("batch_norm_backward", x.shape())?;
     if dy.shape() != x.shape() {
         return Err(Error::shape(
@@ -193,27 +266,43 @@ pub fn batch_norm_backward(
     }
     x.same_gpu(dy, "batch_norm_backward")?;
     check_channels("batch_norm_backward", x, c, &[&stats.mean, &stats.invstd])?;
-    if let Some(g) = gamma {
-        check_channels("batch_norm_backward", x, c, &[g])?;
-    }
+    Ok((n, c, l))
+}
+
+/// The gradients of [`batch_norm`] given dL/dy: `(dx, dgamma, dbeta)`;
+/// dgamma and dbeta are computed in any case (dx needs them in training mode).
+pub fn batch_norm_backward(
+    x: &Tensor,
+    dy: &Tensor,
+    stats: &BatchStats,
+    gamma: Option<&Tensor>,
+    train: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (dgamma, dbeta) = batch_norm_backward_reduce(x, dy, stats)?;
+    let n = bn_dims("batch_norm_backward", x.shape())?.0;
+    let dx = batch_norm_backward_input(x, dy, stats, gamma, (&dgamma, &dbeta), train, n)?;
+    Ok((dx, dgamma, dbeta))
+}
+
+/// The per-channel sums of the backward: `(dgamma, dbeta)` = (sum of dy
+/// xhat, sum of dy), each `[C]`.
+pub fn batch_norm_backward_reduce(
+    x: &Tensor,
+    dy: &Tensor,
+    stats: &BatchStats,
+) -> Result<(Tensor, Tensor)> {
+    let (n, c, l) = check_backward(x, dy, stats)?;
     let gpu = x.gpu();
-    let p = BnParams {
-        n: n as u32,
-        momentum: 0.0,
-        eps: 0.0,
-        _pad: 0,
-    };
+    if x.numel() == 0 {
+        return Ok((Tensor::zeros(gpu, &[c])?, Tensor::zeros(gpu, &[c])?));
+    }
     let dgamma = Tensor::uninit(gpu, &[c])?;
     let dbeta = Tensor::uninit(gpu, &[c])?;
-    let dx = Tensor::uninit(gpu, x.shape())?;
-    if x.numel() == 0 {
-        return Ok((dx, Tensor::zeros(gpu, &[c])?, Tensor::zeros(gpu, &[c])?));
-    }
     dispatch(
         gpu,
         &bn_kernel("backward_reduce"),
         &bn_constants(c, l, &[]),
-        &p,
+        &bn_params(n, 0.0, 0.0, n),
         &[
             x.binding(1),
             dy.binding(2),
@@ -224,6 +313,31 @@ pub fn batch_norm_backward(
         ],
         channel_groups(gpu, c)?,
     )?;
+    Ok((dgamma, dbeta))
+}
+
+/// dL/dx of batch norm given the per-channel sums `(dgamma, dbeta)` of
+/// [`batch_norm_backward_reduce`] over a batch of `total` samples (this
+/// tensor's, or the whole batch across ranks when synchronised).
+pub fn batch_norm_backward_input(
+    x: &Tensor,
+    dy: &Tensor,
+    stats: &BatchStats,
+    gamma: Option<&Tensor>,
+    (dgamma, dbeta): (&Tensor, &Tensor),
+    train: bool,
+    total: usize,
+) -> Result<Tensor> {
+    let (n, c, l) = check_backward(x, dy, stats)?;
+    if let Some(g) = gamma {
+        check_channels("batch_norm_backward", x, c, &[g])?;
+    }
+    check_channels("batch_norm_backward", x, c, &[dgamma, dbeta])?;
+    let gpu = x.gpu();
+    let dx = Tensor::uninit(gpu, x.shape())?;
+    if x.numel() == 0 {
+        return Ok(dx);
+    }
     dispatch(
         gpu,
         &bn_kernel("backward_input"),
@@ -235,7 +349,7 @@ pub fn batch_norm_backward(
                 ("TRAIN", train as u32 as f64),
             ],
         ),
-        &p,
+        &bn_params(n, 0.0, 0.0, total),
         &[
             x.binding(1),
             dy.binding(2),
@@ -248,7 +362,7 @@ pub fn batch_norm_backward(
         ],
         gpu.grid((x.numel() as u64).div_ceil(256))?,
     )?;
-    Ok((dx, dgamma, dbeta))
+    Ok(dx)
 }
 
 uniform! {

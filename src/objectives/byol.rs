@@ -42,8 +42,8 @@ impl Byol {
     /// The target's projections of both views, on a tape that keeps
     /// nothing for a backward and is dropped at once (its activations go
     /// back to the pool before the online backward runs).
-    fn target_projections(&mut self, gpu: &crate::Gpu, views: [&Tensor; 2]) -> Result<[Tensor; 2]> {
-        let mut tape = Tape::no_grad(gpu);
+    fn target_projections(&mut self, online: &Tape, views: [&Tensor; 2]) -> Result<[Tensor; 2]> {
+        let mut tape = online.detached();
         let mut out = Vec::with_capacity(2);
         for v in views {
             let x = tape.constant(v)?;
@@ -101,8 +101,7 @@ impl Objective for Byol {
             let z = self.projector.forward(tape, h, true)?;
             q.push(self.predictor.forward(tape, z, true)?);
         }
-        let gpu = tape.gpu().clone();
-        let [t1, t2] = self.target_projections(&gpu, views)?;
+        let [t1, t2] = self.target_projections(tape, views)?;
         let (z1, z2) = (tape.constant(&t1)?, tape.constant(&t2)?);
         let c12 = loss::cosine_similarity(tape, q[0], z2, LossVariant::Fused)?;
         let c21 = loss::cosine_similarity(tape, q[1], z1, LossVariant::Fused)?;

@@ -83,6 +83,9 @@ impl Objective for JointEmbedding {
         let za = self.projector.forward(tape, ha, true)?;
         let hb = self.encoder.forward(tape, xb, true)?;
         let zb = self.projector.forward(tape, hb, true)?;
+        // Across ranks the losses see the global batch.
+        let za = tape.gather_rows(za)?;
+        let zb = tape.gather_rows(zb)?;
         Ok(match &self.loss {
             Loss::Vicreg(cfg) => {
                 let out = loss::vicreg(tape, za, zb, cfg, LossVariant::Fused)?;

@@ -250,7 +250,9 @@ impl Objective for VicregMae {
         for v in [a, b] {
             let x = tape.constant(v)?;
             let h = self.encoder.forward(tape, x, true)?;
-            z.push(self.projector.forward(tape, h, true)?);
+            let p = self.projector.forward(tape, h, true)?;
+            // Across ranks VICReg sees the global batch.
+            z.push(tape.gather_rows(p)?);
         }
         let cfg = VicregConfig {
             invariance_weight: self.coefficients[0],

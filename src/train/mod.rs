@@ -21,6 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::augment::AugmentConfig;
 use crate::data::{self, Dataset, Loader, LoaderConfig, Split, SyntheticConfig, SyntheticDataset};
+use crate::dist::{self as distributed, Dist};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::objectives::Objective;
@@ -58,8 +59,11 @@ pub struct Trainer {
     gpu: Gpu,
     config: TrainConfig,
     out: PathBuf,
-    /// Held for the whole run: the directory's lock.
-    _dir: rundir::RunDir,
+    /// Held for the whole run: the directory's lock (rank 0's alone in a
+    /// distributed run).
+    _dir: Option<rundir::RunDir>,
+    /// The group a distributed run spans.
+    dist: Option<Dist>,
     train: Arc<dyn Dataset>,
     test: Arc<dyn Dataset>,
     objective: Box<dyn Objective>,
@@ -90,8 +94,24 @@ impl Trainer {
     /// is written. A directory that already holds a run is refused unless
     /// `overwrite`, which removes that run's files.
     pub fn new(gpu: &Gpu, config: TrainConfig, out: &Path, overwrite: bool) -> Result<Trainer> {
-        Trainer::prepare(gpu, config, out, |out| {
-            rundir::RunDir::fresh(out, overwrite)
+        Trainer::new_distributed(gpu, config, out, overwrite, None)
+    }
+
+    /// [`Trainer::new`] for one rank of a distributed run (`dist`): the
+    /// global batch (`config.batch_size`) is split over the ranks, and only
+    /// rank 0 claims `out`, prints, evaluates and writes.
+    pub fn new_distributed(
+        gpu: &Gpu,
+        config: TrainConfig,
+        out: &Path,
+        overwrite: bool,
+        dist: Option<Dist>,
+    ) -> Result<Trainer> {
+        let leads = distributed::leads(dist.as_ref());
+        Trainer::prepare(gpu, config, out, dist, |out| {
+            leads
+                .then(|| rundir::RunDir::fresh(out, overwrite))
+                .transpose()
         })
     }
 
@@ -99,9 +119,23 @@ impl Trainer {
         gpu: &Gpu,
         config: TrainConfig,
         out: &Path,
-        claim: impl FnOnce(&Path) -> Result<rundir::RunDir>,
+        dist: Option<Dist>,
+        claim: impl FnOnce(&Path) -> Result<Option<rundir::RunDir>>,
     ) -> Result<Trainer> {
         config.validate()?;
+        if let Some(d) = &dist
+            && !config.batch_size.is_multiple_of(d.size())
+        {
+            return Err(Error::invalid(
+                "train",
+                format!(
+                    "the batch of {} cannot be split evenly over {} ranks: choose a --batch-size that is a multiple of {}",
+                    config.batch_size,
+                    d.size(),
+                    d.size()
+                ),
+            ));
+        }
         let train = open_data(&config.data, Split::Train, &config)?;
         let test = open_data(&config.data, Split::Test, &config)?;
         data::check_splits(train.as_ref(), test.as_ref())?;
@@ -126,6 +160,7 @@ impl Trainer {
             config,
             out: out.to_path_buf(),
             _dir: dir,
+            dist,
             train,
             test,
             objective,
@@ -143,7 +178,21 @@ impl Trainer {
     /// optimiser state and position, so the metrics match an uninterrupted
     /// run; `extension` may give it more epochs.
     pub fn resume(gpu: &Gpu, out: &Path, extension: Extension) -> Result<Trainer> {
-        let dir = rundir::RunDir::existing(out)?;
+        Trainer::resume_distributed(gpu, out, extension, None)
+    }
+
+    /// [`Trainer::resume`] for one rank of a distributed run: every rank
+    /// reads the checkpoint, rank 0 alone holds the directory. The number
+    /// of ranks may differ from the run's before (the global batch, and so
+    /// the run, stays the same).
+    pub fn resume_distributed(
+        gpu: &Gpu,
+        out: &Path,
+        extension: Extension,
+        dist: Option<Dist>,
+    ) -> Result<Trainer> {
+        let leads = distributed::leads(dist.as_ref());
+        let dir = leads.then(|| rundir::RunDir::existing(out)).transpose()?;
         let saved = checkpoint::load(gpu, out)?;
         gpu.preset_tuning(&saved.kernels);
         let mut config = saved.config.clone();
@@ -160,7 +209,7 @@ impl Trainer {
             }
             config.epochs = epochs;
         }
-        let mut t = Trainer::prepare(gpu, config, out, |_| Ok(dir))?;
+        let mut t = Trainer::prepare(gpu, config, out, dist, |_| Ok(dir))?;
         if saved.encoder_arch != t.config.encoder.arch(t.train.channels()) {
             return Err(Error::invalid(
                 "resume",
@@ -192,7 +241,9 @@ impl Trainer {
         }
         t.epoch = saved.epoch;
         t.step = saved.step;
-        metrics::truncate(&out.join("metrics.jsonl"), saved.epoch)?;
+        if leads {
+            metrics::truncate(&out.join("metrics.jsonl"), saved.epoch)?;
+        }
         Ok(t)
     }
 
@@ -263,8 +314,87 @@ impl Trainer {
         Ok((e, b))
     }
 
+    fn leads(&self) -> bool {
+        distributed::leads(self.dist.as_ref())
+    }
+
+    /// The group, when the run spans more than one rank.
+    fn spread(&self) -> Option<&Dist> {
+        self.dist.as_ref().filter(|d| d.size() > 1)
+    }
+
+    /// Every rank waits here until rank 0 has finished what it does alone.
+    fn rendezvous(&self) -> Result<()> {
+        match self.spread() {
+            Some(d) => d.group.barrier(),
+            None => Ok(()),
+        }
+    }
+
+    /// Every rank takes rank 0's parameters and running statistics (with
+    /// `buffers_only`, its running statistics alone).
+    fn broadcast_state(&self, buffers_only: bool) -> Result<()> {
+        let Some(d) = self.spread() else {
+            return Ok(());
+        };
+        for part in self.objective.parts() {
+            let mut entries = Vec::new();
+            part.module.visit(part.name, &mut entries);
+            for (_, entry) in entries {
+                let t = match entry {
+                    crate::nn::Entry::Param(p) if !buffers_only => &p.tensor,
+                    crate::nn::Entry::Buffer(t) => t,
+                    _ => continue,
+                };
+                let mut values = t.to_vec()?;
+                d.group.broadcast(&mut values)?;
+                if !d.is_leader() {
+                    t.write(&values)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every rank holds the same parameters and running
+    /// statistics, bit for bit (a fingerprint of each, gathered).
+    fn check_replicas(&self) -> Result<()> {
+        let Some(d) = self.spread() else {
+            return Ok(());
+        };
+        if !d.sync_bn {
+            // Each rank's running statistics followed its own shard: rank
+            // 0's are kept, as PyTorch's DistributedDataParallel does.
+            self.broadcast_state(true)?;
+        }
+        let mut h = distributed::FINGERPRINT_START;
+        for part in self.objective.parts() {
+            let mut entries = Vec::new();
+            part.module.visit(part.name, &mut entries);
+            for (_, entry) in entries {
+                let values = match entry {
+                    crate::nn::Entry::Param(p) => p.tensor.to_vec()?,
+                    crate::nn::Entry::Buffer(t) => t.to_vec()?,
+                    crate::nn::Entry::Counter(c) => vec![c.get() as f32],
+                };
+                h = distributed::fingerprint(&values, h);
+            }
+        }
+        let all = d.group.all_gather_u64(&[h])?;
+        if let Some(r) = all.iter().position(|&x| x != all[0]) {
+            return Err(Error::invalid(
+                "train",
+                format!(
+                    "after step {} the parameters of rank {r} differ from rank 0's: the replicas diverged",
+                    self.step
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn say(&self, line: &str) {
-        if !self.quiet {
+        if !self.quiet && self.leads() {
             println!("{line}");
         }
     }
@@ -272,10 +402,25 @@ impl Trainer {
     /// Runs the remaining epochs; evaluates the random-init encoder first on
     /// a fresh run, so the gain is visible.
     pub fn run(mut self) -> Result<Summary> {
-        let path = self.out.join("config.json");
-        crate::files::write_atomic(&path, self.config.to_json()?.as_bytes())
-            .map_err(|e| checkpoint::io(&path, e))?;
+        if self.leads() {
+            let path = self.out.join("config.json");
+            crate::files::write_atomic(&path, self.config.to_json()?.as_bytes())
+                .map_err(|e| checkpoint::io(&path, e))?;
+        }
         self.say(&self.config.describe());
+        if let Some(d) = self.spread() {
+            self.say(&format!(
+                "{} ranks, {} images each of the global batch of {} | batch norm {}",
+                d.size(),
+                self.config.batch_size / d.size(),
+                self.config.batch_size,
+                if d.sync_bn {
+                    "synchronised over the ranks"
+                } else {
+                    "per rank"
+                }
+            ));
+        }
         self.say(&format!(
             "device {} | {} train / {} test images of {}x{}x{}",
             self.gpu.describe(),
@@ -291,10 +436,13 @@ impl Trainer {
                 self.train.name()
             ));
         }
-        let baseline = if self.epoch == 0 {
+        self.broadcast_state(false)?;
+        let baseline = if self.epoch == 0 && self.leads() {
             let (b, _) = self.evaluate()?;
             self.say(&format!("random-init encoder: {}", b.accuracy_line()));
             Some(b)
+        } else if self.epoch == 0 {
+            None
         } else {
             self.say(&format!(
                 "resuming after epoch {} (step {})",
@@ -302,7 +450,8 @@ impl Trainer {
             ));
             None
         };
-        let loader = Loader::new(
+        self.rendezvous()?;
+        let mut loader = Loader::new(
             self.train.clone(),
             LoaderConfig {
                 batch_size: self.config.batch_size,
@@ -311,17 +460,25 @@ impl Trainer {
                 drop_last: true,
             },
         )?;
+        if let Some(d) = self.spread() {
+            loader = loader.shard(d.rank(), d.size())?;
+        }
+        let ranks = self.spread().map_or(1, Dist::size);
         let schedule = self.schedule();
         let per_epoch = self.steps_per_epoch();
         let total_steps = schedule.total_steps;
         let spec = self.config.objective.input();
-        let mut log = metrics::MetricsLog::open(&self.out.join("metrics.jsonl"))?;
+        let mut log = if self.leads() {
+            Some(metrics::MetricsLog::open(&self.out.join("metrics.jsonl"))?)
+        } else {
+            None
+        };
         let mut last = None;
         let end = self
             .stop_after
             .map_or(self.config.epochs, |s| s.min(self.config.epochs));
         for epoch in self.epoch..end {
-            let bar = if self.quiet {
+            let bar = if self.quiet || !self.leads() {
                 ProgressBar::hidden()
             } else {
                 let b = ProgressBar::new(per_epoch);
@@ -353,24 +510,43 @@ impl Trainer {
                     objective: self.objective.as_mut(),
                     optimizer: &mut self.optimizer,
                     total_steps,
+                    dist: self.dist.clone(),
                 };
                 let next = step::train_step(&mut ctx, &input, self.step, lr)?;
                 self.step += 1;
-                images += batch.len();
+                images += batch.len() * ranks;
                 // Read the previous step's losses while this one runs.
                 if let Some(p) = pending.replace(next) {
                     let losses = p.wait()?;
                     bar.set_message(metrics::progress_message(&losses, images, start));
-                    log.step(epoch, &losses)?;
+                    if let Some(log) = &mut log {
+                        log.step(epoch, &losses)?;
+                    }
                 }
                 bar.inc(1);
             }
             if let Some(p) = pending.take() {
                 let losses = p.wait()?;
-                log.step(epoch, &losses)?;
+                if let Some(log) = &mut log {
+                    log.step(epoch, &losses)?;
+                }
             }
             let train_seconds = start.elapsed().as_secs_f64();
             bar.finish_and_clear();
+            self.check_replicas()?;
+            let Some(log) = &mut log else {
+                // Rank 0 evaluates and writes; the others wait for it.
+                self.epoch = epoch + 1;
+                self.rendezvous()?;
+                last = Some(EpochRecord {
+                    epoch: epoch + 1,
+                    step: self.step,
+                    loss: f32::NAN,
+                    images_per_s: images as f64 / train_seconds.max(1e-9),
+                    evaluation: Evaluation::default(),
+                });
+                continue;
+            };
             // The losses read so far were computed before the last update:
             // look at what it left before evaluating or saving anything.
             self.check_finite()?;
@@ -388,7 +564,7 @@ impl Trainer {
             checkpoint::save(self.checkpoint_state())?;
             report::write_all(
                 &self.out,
-                &log,
+                log,
                 &self.test,
                 &test_features,
                 &self.augment,
@@ -398,6 +574,7 @@ impl Trainer {
                 let grid = reconstruction::picture(sample, 8, 4);
                 crate::augment::save_png(&grid, &self.out.join("reconstructions.png"))?;
             }
+            self.rendezvous()?;
             last = Some(record);
         }
         let last = last.ok_or_else(|| Error::invalid("train", "no epoch left to run"))?;

@@ -90,7 +90,7 @@ pub fn sample(
             corrupted: None,
         },
         InputSpec::Corrupted(corruption) => {
-            let (scale, shift) = corruption.draw(gpu, [n, c, h, w], &normalize, SEED, 0)?;
+            let (scale, shift) = corruption.draw(gpu, [n, c, h, w], &normalize, SEED, 0, 0)?;
             let scaled = ew::binary(&view, &scale, BinaryOp::Mul)?;
             let corrupted = ew::binary(&scaled, &shift, BinaryOp::Add)?;
             StepInput {

@@ -8,6 +8,7 @@
 use crate::augment::{self, AugmentConfig, PatchMask, U8Batch};
 use crate::autograd::Tape;
 use crate::data::Batch;
+use crate::dist::Dist;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Readback};
 use crate::kernels::{elementwise as ew, reduce};
@@ -34,6 +35,9 @@ pub struct PendingLosses {
     loss: Readback,
     terms: Vec<(&'static str, Readback)>,
     grad_norm2: Readback,
+    /// The group whose ranks' losses are averaged (each rank's loss is its
+    /// shard's; the gradient norm is of the averaged gradient already).
+    dist: Option<Dist>,
 }
 
 impl PendingLosses {
@@ -41,12 +45,23 @@ impl PendingLosses {
     pub fn wait(self) -> Result<StepLosses> {
         let scalar =
             |r: Readback| -> Result<f32> { Ok(r.wait()?.first().copied().unwrap_or(f32::NAN)) };
-        let loss = scalar(self.loss)?;
+        let mut loss = scalar(self.loss)?;
         let mut terms = Vec::new();
         for (name, r) in self.terms {
             terms.push((name, scalar(r)?));
         }
         let grad_norm = scalar(self.grad_norm2)?.sqrt();
+        if let Some(d) = self.dist.as_ref().filter(|d| d.size() > 1) {
+            let mut values: Vec<f32> = std::iter::once(loss)
+                .chain(terms.iter().map(|t| t.1))
+                .collect();
+            d.group.all_reduce_sum(&mut values)?;
+            let share = 1.0 / d.size() as f32;
+            loss = values[0] * share;
+            for (t, v) in terms.iter_mut().zip(&values[1..]) {
+                t.1 = v * share;
+            }
+        }
         let out = StepLosses {
             step: self.step,
             loss,
@@ -88,7 +103,7 @@ pub fn input(
     step: u64,
 ) -> Result<StepInput> {
     let images = U8Batch::from_batch(gpu, batch)?;
-    let [a, b] = augment::views(&images, augment, seed, step)?;
+    let [a, b] = augment::views_at(&images, augment, seed, step, batch.first)?;
     let [n, _, h, w] = <[usize; 4]>::try_from(a.shape())
         .map_err(|_| Error::invalid("train", "views must be [N, C, H, W]"))?;
     Ok(match spec {
@@ -100,7 +115,7 @@ pub fn input(
             ));
         }
         InputSpec::Masked { patch, ratio } | InputSpec::ViewsMasked { patch, ratio } => {
-            let mask = PatchMask::draw(seed, step, n, h, w, patch, ratio)?;
+            let mask = PatchMask::draw_at(seed, step, batch.first, n, h, w, patch, ratio)?;
             let views = match spec {
                 InputSpec::Masked { .. } => vec![a],
                 _ => vec![a, b],
@@ -113,7 +128,7 @@ pub fn input(
         }
         InputSpec::Corrupted(c) => {
             let shape = [n, a.shape()[1], h, w];
-            let (scale, shift) = c.draw(gpu, shape, &augment.normalize, seed, step)?;
+            let (scale, shift) = c.draw(gpu, shape, &augment.normalize, seed, step, batch.first)?;
             let scaled = ew::binary(&a, &scale, ew::BinaryOp::Mul)?;
             let corrupted = ew::binary(&scaled, &shift, ew::BinaryOp::Add)?;
             StepInput {
@@ -133,6 +148,9 @@ pub struct StepContext<'a> {
     /// Steps in the whole run, for schedules after the update (BYOL's
     /// momentum).
     pub total_steps: u64,
+    /// The group this step spans (`None`: this process alone); see
+    /// [`crate::dist`].
+    pub dist: Option<Dist>,
 }
 
 /// True for parameters that LARS and weight decay skip: biases and the
@@ -159,7 +177,7 @@ pub fn step_with_gradients(
     step: u64,
     lr: f32,
 ) -> Result<(PendingLosses, Vec<(String, Tensor)>)> {
-    let mut tape = Tape::new(ctx.gpu);
+    let mut tape = Tape::with_dist(ctx.gpu, ctx.dist.clone());
     let recorded = ctx.objective.record(&mut tape, input)?;
     let loss_value = tape.value(recorded.loss)?.clone();
     let grads = tape.backward(recorded.loss)?;
@@ -182,6 +200,9 @@ pub fn step_with_gradients(
             values.push(p.tensor.clone());
             gradients.push((full, g.clone()));
         }
+    }
+    if let Some(d) = ctx.dist.as_ref().filter(|d| d.size() > 1) {
+        average_gradients(d, &mut gradients)?;
     }
     // The squared gradient norm, summed on the device: one scalar comes back.
     let mut norm2: Option<Tensor> = None;
@@ -217,8 +238,31 @@ pub fn step_with_gradients(
         grad_norm2: norm2
             .ok_or_else(|| Error::invalid("train", "the model has no parameters"))?
             .read_async(),
+        dist: ctx.dist.clone(),
     };
     // One submit for the whole step.
     ctx.gpu.submit();
     Ok((pending, gradients))
+}
+
+/// Replaces every gradient by its average over the group's ranks: read
+/// back in one submit, summed in one all-reduce of the concatenated
+/// gradients, scaled and uploaded. (The backward is one submit on the
+/// device, so there is nothing for the reduction to overlap with.)
+fn average_gradients(d: &Dist, gradients: &mut [(String, Tensor)]) -> Result<()> {
+    let pending: Vec<Readback> = gradients.iter().map(|(_, g)| g.read_async()).collect();
+    let mut flat = Vec::new();
+    for r in pending {
+        flat.extend(r.wait()?);
+    }
+    d.group.all_reduce_sum(&mut flat)?;
+    let share = 1.0 / d.size() as f32;
+    let mut at = 0;
+    for (_, g) in gradients.iter_mut() {
+        let n = g.numel();
+        let mean: Vec<f32> = flat[at..at + n].iter().map(|v| v * share).collect();
+        *g = Tensor::from_slice(g.gpu(), &mean, g.shape())?;
+        at += n;
+    }
+    Ok(())
 }

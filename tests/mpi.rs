@@ -1,0 +1,206 @@
+//! Training over MPI, through the binary under `mpirun` (cargo feature
+//! `mpi`; Open MPI from `libopenmpi-dev openmpi-bin`): two ranks with half
+//! the global batch each follow the one-process trajectory, their replicas
+//! stay identical, and bad input is a one-line error on rank 0.
+#![cfg(feature = "mpi")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_darkmatter"));
+    // Each rank's variant choices must not depend on timing.
+    c.env("DARKMATTER_TUNE", "0");
+    c
+}
+
+/// `np` ranks of the binary, each with the environment variables `env`.
+fn mpirun(np: usize, env: &[&str]) -> Command {
+    let mut c = Command::new("mpirun");
+    c.args(["--allow-run-as-root", "--oversubscribe", "-np"])
+        .arg(np.to_string());
+    for e in ["DARKMATTER_TUNE=0"].iter().chain(env) {
+        c.args(["-x", e]);
+    }
+    c.arg(env!("CARGO_BIN_EXE_darkmatter"));
+    c
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("darkmatter-mpi-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Ten steps of the global batch of 256 on small synthetic images.
+fn args(method: &str, out: &Path) -> Vec<String> {
+    [
+        "train",
+        "--method",
+        method,
+        "--data",
+        "synthetic",
+        "--synthetic-images",
+        "2560",
+        "--synthetic-size",
+        "16",
+        "--batch-size",
+        "256",
+        "--projector",
+        "64-64",
+        "--epochs",
+        "1",
+        "--warmup-epochs",
+        "0",
+        "--eval-images",
+        "64",
+        "--seed",
+        "5",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([out.display().to_string()])
+    .collect()
+}
+
+fn check(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn step_losses(dir: &Path) -> Vec<f64> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"step\""))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["loss"].as_f64().unwrap()
+        })
+        .collect()
+}
+
+/// Relative differences of two loss trajectories, step by step.
+fn deviation(a: &[f64], b: &[f64]) -> Vec<f64> {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / x.abs())
+        .collect()
+}
+
+/// Two ranks against one process, and against the spread of that process's
+/// own trajectories when its convolutions are computed by other variants
+/// (the same sums in other orders: as correct, and as far apart as f32
+/// rounding takes them). The differences grow from rounding alone (AdamW's
+/// first steps are sign(g) x lr, so a gradient near zero that rounds the
+/// other way moves its weight the other way, and these objectives amplify
+/// differences step by step): the two ranks must stay within twice that
+/// spread, or 1e-4, and the first two steps must agree to 1e-4.
+#[test]
+fn two_ranks_follow_one_process_and_stay_identical() {
+    for method in ["vicreg", "simclr"] {
+        let dirs = ["1", "2", "gemm", "im2col"].map(|k| scratch(&format!("{method}-{k}")));
+        check(&bin().args(args(method, &dirs[0])).output().unwrap(), "one");
+        let out = mpirun(2, &[])
+            .args(args(method, &dirs[1]))
+            .output()
+            .unwrap();
+        // Rank 0 compares fingerprints of every rank's parameters and
+        // running statistics after the epoch: a difference is an error.
+        check(&out, "two ranks");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("2 ranks, 128 images each of the global batch of 256"),
+            "{stdout}"
+        );
+        for (variant, dir) in ["implicit_gemm", "im2col"].iter().zip(&dirs[2..]) {
+            let out = bin()
+                .env("DARKMATTER_CONV", variant)
+                .args(args(method, dir))
+                .output()
+                .unwrap();
+            check(&out, variant);
+        }
+        let [one, two, gemm, im2col] = dirs.each_ref().map(|d| step_losses(d));
+        assert_eq!(one.len(), 10, "{method}");
+        let ranks = deviation(&one, &two);
+        let spread: Vec<f64> = deviation(&one, &gemm)
+            .iter()
+            .zip(deviation(&one, &im2col))
+            .map(|(a, b)| a.max(b))
+            .collect();
+        let fmt = |v: &[f64]| {
+            v.iter()
+                .map(|r| format!("{r:.1e}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let report = format!(
+            "{method}: two ranks {} | variants {}",
+            fmt(&ranks),
+            fmt(&spread)
+        );
+        eprintln!("{report}");
+        assert_eq!(ranks[0], 0.0, "{report}");
+        assert!(ranks[1] < 1e-4, "{report}");
+        let worst = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+        assert!(
+            worst(&ranks) <= (2.0 * worst(&spread)).max(1e-4),
+            "{report}"
+        );
+        for d in dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// `stderr`'s lines that report an error of darkmatter's own.
+fn errors(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn bad_input_is_one_line_on_rank_0_and_exit_code_2() {
+    let dir = scratch("bad");
+    // --sync-bn without several ranks.
+    let out = bin()
+        .args(args("vicreg", &dir))
+        .args(["--sync-bn", "on"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(errors(&out).len(), 1, "{:?}", errors(&out));
+    assert!(errors(&out)[0].contains("--sync-bn"));
+
+    // A global batch that the ranks cannot share evenly.
+    let mut a = args("vicreg", &dir);
+    let i = a.iter().position(|s| s == "--batch-size").unwrap();
+    a[i + 1] = "255".into();
+    let out = mpirun(2, &[]).args(&a).output().unwrap();
+    assert!(!out.status.success());
+    let e = errors(&out);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("255") && e[0].contains("2 ranks"), "{e:?}");
+
+    // A rank that finds no adapter.
+    let out = mpirun(2, &["DARKMATTER_ADAPTER=no-such-adapter"])
+        .args(args("vicreg", &dir))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = errors(&out);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("no-such-adapter"), "{e:?}");
+    assert!(!dir.join("metrics.jsonl").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
