@@ -16,7 +16,7 @@ use darkmatter::cli::train::{TrainArgs, config};
 use darkmatter::data::{Dataset, Loader, LoaderConfig, Split, SyntheticConfig, SyntheticDataset};
 use darkmatter::dist::{Dist, Group, agree, local::LocalGroup};
 use darkmatter::loss::{self, BarlowConfig, InfoNceConfig, LossVariant, VicregConfig};
-use darkmatter::train::Trainer;
+use darkmatter::train::{Extension, Trainer};
 use darkmatter::{BatchNormState, Error, Tape, Tensor};
 
 /// Runs `f(rank, group)` on `size` threads, one per rank; the results in
@@ -352,24 +352,7 @@ fn step_losses(dir: &std::path::Path) -> Vec<f64> {
 /// A short run of `method` on tiny synthetic images, by `size` ranks (1: a
 /// process alone); its step losses.
 fn train(method: &str, size: usize, name: &str) -> Vec<f64> {
-    let args = TrainArgs {
-        method: Some(method.to_string()),
-        data: Some("synthetic".into()),
-        synthetic_images: Some(80),
-        synthetic_size: Some(16),
-        batch_size: Some(16),
-        projector: Some("32-32".into()),
-        // Plain SGD, whose steps follow the gradients' size (Adam's
-        // first steps would hide a wrongly scaled gradient).
-        optimizer: Some("sgd".into()),
-        lr: Some(0.05),
-        epochs: Some(1),
-        warmup_epochs: Some(0.0),
-        eval_images: Some(16),
-        seed: Some(3),
-        ..TrainArgs::default()
-    };
-    let cfg = config(&args).unwrap();
+    let cfg = tiny(method, 1);
     let dir = scratch(name);
     let run = |d: Option<Dist>| {
         Trainer::new_distributed(gpu(), cfg.clone(), &dir, false, d)
@@ -386,6 +369,28 @@ fn train(method: &str, size: usize, name: &str) -> Vec<f64> {
     let losses = step_losses(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     losses
+}
+
+fn tiny(method: &str, epochs: u32) -> darkmatter::train::TrainConfig {
+    let args = TrainArgs {
+        method: Some(method.to_string()),
+        data: Some("synthetic".into()),
+        synthetic_images: Some(80),
+        synthetic_size: Some(16),
+        batch_size: Some(16),
+        projector: Some("32-32".into()),
+        // Plain SGD, whose steps follow the gradients' size (Adam's
+        // first steps would hide a wrongly scaled gradient).
+        optimizer: Some("sgd".into()),
+        lr: Some(0.05),
+        warmup_epochs: Some(0.0),
+        eval_images: Some(16),
+        seed: Some(3),
+        ..TrainArgs::default()
+    };
+    let mut cfg = config(&args).unwrap();
+    cfg.epochs = epochs;
+    cfg
 }
 
 #[test]
@@ -422,4 +427,40 @@ fn a_batch_that_does_not_split_over_the_ranks_is_refused() {
         assert!(e.contains("15") && e.contains("2 ranks"), "{e}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_run_resumes_on_another_number_of_ranks() {
+    let cfg = tiny("vicreg", 2);
+    let whole = scratch("resume-whole");
+    Trainer::new(gpu(), cfg.clone(), &whole, false)
+        .unwrap()
+        .quiet()
+        .run()
+        .unwrap();
+    // The first epoch alone, then the second on two ranks.
+    let split = scratch("resume-split");
+    Trainer::new(gpu(), cfg, &split, false)
+        .unwrap()
+        .quiet()
+        .stop_after(Some(1))
+        .run()
+        .unwrap();
+    ranks(2, |_, g| {
+        Trainer::resume_distributed(gpu(), &split, Extension::default(), dist(g))
+            .unwrap()
+            .quiet()
+            .run()
+            .unwrap()
+    });
+    let (a, b) = (step_losses(&whole), step_losses(&split));
+    assert_eq!(a.len(), 10);
+    assert_eq!(b.len(), a.len());
+    for (step, (x, y)) in a.iter().zip(&b).enumerate() {
+        let rel = (x - y).abs() / x.abs();
+        assert!(rel < 1e-4, "step {step}: {x} vs {y} ({rel:.2e})");
+    }
+    for d in [whole, split] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
