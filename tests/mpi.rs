@@ -94,53 +94,89 @@ fn deviation(a: &[f64], b: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Two ranks against one process, and against the spread of that process's
-/// own trajectories when its convolutions are computed by other variants
-/// (the same sums in other orders: as correct, and as far apart as f32
-/// rounding takes them). The differences grow from rounding alone (AdamW's
-/// first steps are sign(g) x lr, so a gradient near zero that rounds the
-/// other way moves its weight the other way, and these objectives amplify
-/// differences step by step): the two ranks must stay within twice that
-/// spread, or 1e-4, and the first two steps must agree to 1e-4.
+/// Two ranks of 128 images against one process of 256 (same seed,
+/// synchronised batch norm), 10 steps of VICReg and of SimCLR, with `extra`
+/// flags: the step losses of each, after checking the 2-rank run's output.
+fn one_and_two(method: &str, extra: &[&str], name: &str) -> (Vec<f64>, Vec<f64>) {
+    let dirs = ["1", "2"].map(|k| scratch(&format!("{method}-{name}-{k}")));
+    let out = bin()
+        .args(args(method, &dirs[0]))
+        .args(extra)
+        .output()
+        .unwrap();
+    check(&out, "one");
+    let out = mpirun(2, &[])
+        .args(args(method, &dirs[1]))
+        .args(extra)
+        .output()
+        .unwrap();
+    // Rank 0 compares fingerprints of every rank's parameters and running
+    // statistics after the epoch: a difference is an error.
+    check(&out, "two ranks");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("2 ranks, 128 images each of the global batch of 256")
+            && stdout.contains("batch norm synchronised"),
+        "{stdout}"
+    );
+    let [one, two] = dirs.each_ref().map(|d| step_losses(d));
+    assert_eq!(one.len(), 10, "{method}");
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    (one, two)
+}
+
+fn fmt(v: &[f64]) -> String {
+    v.iter()
+        .map(|r| format!("{r:.1e}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn worst(v: &[f64]) -> f64 {
+    v.iter().cloned().fold(0.0, f64::max)
+}
+
+/// With SGD (momentum 0.9, lr 1e-3) every one of the 10 steps agrees to
+/// 1e-4 relative (measured: 1.3e-5 VICReg, 3.7e-6 SimCLR, while the loss
+/// falls by 6% and 3%).
 #[test]
-fn two_ranks_follow_one_process_and_stay_identical() {
+fn two_ranks_follow_one_process_to_1e_4() {
     for method in ["vicreg", "simclr"] {
-        let dirs = ["1", "2", "gemm", "im2col"].map(|k| scratch(&format!("{method}-{k}")));
-        check(&bin().args(args(method, &dirs[0])).output().unwrap(), "one");
-        let out = mpirun(2, &[])
-            .args(args(method, &dirs[1]))
-            .output()
-            .unwrap();
-        // Rank 0 compares fingerprints of every rank's parameters and
-        // running statistics after the epoch: a difference is an error.
-        check(&out, "two ranks");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            stdout.contains("2 ranks, 128 images each of the global batch of 256"),
-            "{stdout}"
-        );
-        for (variant, dir) in ["implicit_gemm", "im2col"].iter().zip(&dirs[2..]) {
+        let (one, two) = one_and_two(method, &["--optimizer", "sgd", "--lr", "0.001"], "sgd");
+        let d = deviation(&one, &two);
+        assert!(worst(&d) < 1e-4, "{method}: {}", fmt(&d));
+        assert!(one[9] < 0.98 * one[0], "{method} did not learn: {one:?}");
+    }
+}
+
+/// With each method's defaults (AdamW) the trajectories part by more than
+/// rounding: AdamW's first steps are sign(g) x lr, so a gradient within
+/// rounding of zero that rounds the other way moves its weight the other
+/// way, whatever the learning rate. One process parts from itself as much
+/// when only its convolutions' sums are taken in another order
+/// (`DARKMATTER_CONV`), so the two ranks must stay within twice that
+/// spread, or 1e-4, and agree to 1e-4 for the first two steps.
+#[test]
+fn two_ranks_stay_within_one_process_rounding_spread_with_adamw() {
+    for method in ["vicreg", "simclr"] {
+        let (one, two) = one_and_two(method, &[], "adamw");
+        let mut spread = vec![0.0f64; one.len()];
+        for variant in ["implicit_gemm", "im2col"] {
+            let dir = scratch(&format!("{method}-{variant}"));
             let out = bin()
                 .env("DARKMATTER_CONV", variant)
-                .args(args(method, dir))
+                .args(args(method, &dir))
                 .output()
                 .unwrap();
             check(&out, variant);
+            for (s, d) in spread.iter_mut().zip(deviation(&one, &step_losses(&dir))) {
+                *s = s.max(d);
+            }
+            let _ = std::fs::remove_dir_all(dir);
         }
-        let [one, two, gemm, im2col] = dirs.each_ref().map(|d| step_losses(d));
-        assert_eq!(one.len(), 10, "{method}");
         let ranks = deviation(&one, &two);
-        let spread: Vec<f64> = deviation(&one, &gemm)
-            .iter()
-            .zip(deviation(&one, &im2col))
-            .map(|(a, b)| a.max(b))
-            .collect();
-        let fmt = |v: &[f64]| {
-            v.iter()
-                .map(|r| format!("{r:.1e}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
         let report = format!(
             "{method}: two ranks {} | variants {}",
             fmt(&ranks),
@@ -149,14 +185,10 @@ fn two_ranks_follow_one_process_and_stay_identical() {
         eprintln!("{report}");
         assert_eq!(ranks[0], 0.0, "{report}");
         assert!(ranks[1] < 1e-4, "{report}");
-        let worst = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
         assert!(
             worst(&ranks) <= (2.0 * worst(&spread)).max(1e-4),
             "{report}"
         );
-        for d in dirs {
-            let _ = std::fs::remove_dir_all(d);
-        }
     }
 }
 
