@@ -4,12 +4,14 @@
 //! batch norm, and whole training runs against one process. The same runs
 //! over `mpirun` are in `tests/mpi.rs` (cargo feature `mpi`).
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 
+use cli::{scratch, step_losses};
 use common::*;
 use darkmatter::augment::{AugmentConfig, Preset, U8Batch, views_at};
 use darkmatter::cli::train::{TrainArgs, config};
@@ -90,6 +92,16 @@ fn shards_cut_the_global_batch_without_overlap() {
         assert_eq!(indices, batch.indices);
         assert_eq!(images, batch.images);
     }
+    // A last partial batch (50 % 12 = 2 images) kept by the loader must
+    // split evenly too: over 2 ranks it does, over 3 it cannot.
+    let keep = LoaderConfig {
+        drop_last: false,
+        ..cfg
+    };
+    let l = Loader::new(ds.clone(), keep).unwrap().shard(1, 2).unwrap();
+    let last = l.epoch(0).last().unwrap();
+    assert_eq!((last.len(), last.first), (1, 1));
+    assert!(Loader::new(ds.clone(), keep).unwrap().shard(0, 3).is_err());
     for (rank, ranks) in [(0, 5), (3, 3), (0, 0)] {
         assert!(
             Loader::new(ds.clone(), cfg)
@@ -329,24 +341,6 @@ fn a_failure_on_one_rank_is_every_ranks_error_naming_it() {
     }
     let fine = ranks(2, |_, g| agree(g.as_ref(), Ok(7)));
     assert!(fine.iter().all(|r| matches!(r, Ok(7))));
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("darkmatter-dist-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn step_losses(dir: &std::path::Path) -> Vec<f64> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains("\"kind\":\"step\""))
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["loss"].as_f64().unwrap()
-        })
-        .collect()
 }
 
 /// A short run of `method` on tiny synthetic images, by `size` ranks (1: a

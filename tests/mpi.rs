@@ -4,12 +4,17 @@
 //! stay identical, and bad input is a one-line error on rank 0.
 #![cfg(feature = "mpi")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+#[path = "common/cli.rs"]
+mod cli;
+
+use cli::{scratch, step_losses};
+
+/// The binary, its variant choices independent of timing.
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_darkmatter"));
-    // Each rank's variant choices must not depend on timing.
+    let mut c = cli::bin();
     c.env("DARKMATTER_TUNE", "0");
     c
 }
@@ -24,12 +29,6 @@ fn mpirun(np: usize, env: &[&str]) -> Command {
     }
     c.arg(env!("CARGO_BIN_EXE_darkmatter"));
     c
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("darkmatter-mpi-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 /// Ten steps of the global batch of 256 on small synthetic images.
@@ -71,18 +70,6 @@ fn check(out: &Output, what: &str) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn step_losses(dir: &Path) -> Vec<f64> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains("\"kind\":\"step\""))
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["loss"].as_f64().unwrap()
-        })
-        .collect()
 }
 
 /// Relative differences of two loss trajectories, step by step.

@@ -136,6 +136,12 @@ impl Loader {
                 self.config.batch_size
             )));
         }
+        let last = self.dataset.len() % self.config.batch_size;
+        if !self.config.drop_last && !last.is_multiple_of(ranks) {
+            return Err(DataError::Config(format!(
+                "the last batch of {last} images cannot be split evenly over {ranks} ranks (drop it with drop_last)"
+            )));
+        }
         self.shard = Some((rank, ranks));
         Ok(self)
     }

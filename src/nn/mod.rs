@@ -121,19 +121,7 @@ impl Arch {
                 *output_norm,
                 &mut Init::new(seed),
             )?)),
-            Arch::Decoder {
-                in_channels,
-                widths,
-                out_channels,
-                mask_token,
-            } => Ok(Box::new(Decoder::new(
-                gpu,
-                *in_channels,
-                widths,
-                *out_channels,
-                *mask_token,
-                &mut Init::new(seed),
-            )?)),
+            Arch::Decoder { .. } => Ok(self.build_decoder(gpu, seed)?),
             _ => Ok(self.build_encoder(gpu, seed)?),
         }
     }

@@ -55,6 +55,15 @@ pub fn records(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The loss of every step record, in order.
+pub fn step_losses(dir: &Path) -> Vec<f64> {
+    records(dir)
+        .into_iter()
+        .filter(|r| r["kind"] == "step")
+        .map(|r| r["loss"].as_f64().expect("a step's loss"))
+        .collect()
+}
+
 pub fn epochs(dir: &Path) -> Vec<serde_json::Value> {
     records(dir)
         .into_iter()
