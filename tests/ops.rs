@@ -230,3 +230,28 @@ fn transpose_swaps_the_last_two_dims() {
         );
     }
 }
+
+/// An axis longer than one invocation may loop over on llvmpipe (which ends
+/// a loop after 65 535 iterations without an error), against f64: summed in
+/// equal pieces, then the pieces.
+#[test]
+fn sums_over_axes_longer_than_a_loop_may_run() {
+    let (outer, len, inner) = (2, 140_000, 3);
+    let mut rng = Rng::new(17);
+    let data = rng.vec(outer * len * inner, -1.0, 1.0);
+    let t = upload(&data, &[outer, len, inner]);
+    let got = reduce::sum_axis(&t, 1).unwrap().to_vec().unwrap();
+    let mut want = vec![0f64; outer * inner];
+    for o in 0..outer {
+        for l in 0..len {
+            for i in 0..inner {
+                want[o * inner + i] += data[(o * len + l) * inner + i] as f64;
+            }
+        }
+    }
+    assert_close(&got, &want, 1e-5, 1e-3, "sum over 140 000");
+    // A prime length above the range cannot be cut: an error, not a
+    // partial sum.
+    let prime = upload(&vec![1.0; 65_537 * 2], &[1, 65_537, 2]);
+    assert!(reduce::sum_axis(&prime, 1).is_err());
+}

@@ -98,6 +98,10 @@ pub fn mean_all(x: &Tensor) -> Result<Tensor> {
     sum_all_scaled(x, 1.0 / x.numel() as f32)
 }
 
+/// The longest axis the strided kernel sums in one invocation (two
+/// elements per loop iteration: well under llvmpipe's 65 535).
+const AXIS_RANGE: usize = 65_536;
+
 /// `scale * sum` over `axis`, which is removed from the shape.
 pub fn sum_axis_scaled(x: &Tensor, axis: usize, scale: f32) -> Result<Tensor> {
     let shape = x.shape();
@@ -119,6 +123,21 @@ pub fn sum_axis_scaled(x: &Tensor, axis: usize, scale: f32) -> Result<Tensor> {
             return crate::tensor::Tensor::zeros(x.gpu(), &out_shape);
         }
         return rows(x, len, scale, &out_shape, false);
+    }
+    if len > AXIS_RANGE {
+        // One invocation sums the whole axis, and llvmpipe ends a loop
+        // after 65 535 iterations: sum equal pieces, then the pieces.
+        let parts = (len.div_ceil(AXIS_RANGE)..len)
+            .find(|p| len.is_multiple_of(*p))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "sum",
+                    format!("an axis of {len} elements (a prime above {AXIS_RANGE}) cannot be cut into equal pieces"),
+                )
+            })?;
+        let pieces = x.reshape(&[outer, parts, len / parts, inner])?;
+        let partial = sum_axis_scaled(&pieces, 2, 1.0)?;
+        return sum_axis_scaled(&partial, 1, scale)?.reshape(&out_shape);
     }
     let out = Tensor::uninit(x.gpu(), &out_shape)?;
     let p = AxisParams {
