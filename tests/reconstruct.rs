@@ -182,6 +182,7 @@ fn masked_content_is_never_seen() {
             views: vec![upload(data, &[2, 1, 16, 16])],
             mask: Some(mask.clone()),
             corrupted: None,
+            frames: Vec::new(),
         };
         let mut tape = Tape::no_grad(gpu());
         let y = objective.reconstruct(&mut tape, &input).unwrap().unwrap();
@@ -198,6 +199,7 @@ fn masked_content_is_never_seen() {
         views: vec![upload(&c, &[2, 1, 16, 16])],
         mask: Some(mask),
         corrupted: None,
+        frames: Vec::new(),
     };
     let mut tape = Tape::no_grad(gpu());
     let y = objective.reconstruct(&mut tape, &input).unwrap().unwrap();

@@ -7,6 +7,7 @@ use clap::Args;
 use crate::dist::Dist;
 use crate::objectives::ObjectiveConfig;
 use crate::train::rundir::RunDir;
+use crate::train::video::{VideoSummary, VideoTrainer};
 use crate::train::{EncoderKind, Extension, Method, TrainConfig, Trainer, checkpoint};
 use crate::{Error, Gpu, GpuOptions, Result};
 
@@ -14,11 +15,14 @@ use crate::{Error, Gpu, GpuOptions, Result};
 /// dataset, printed at the start of the run.
 #[derive(Args, Debug, Default, Clone)]
 pub struct TrainArgs {
-    /// Self-supervised method: vicreg, simclr, barlow, byol or simsiam.
+    /// Self-supervised method: vicreg, simclr, barlow, byol, simsiam, mae,
+    /// denoise or vicreg+mae on images; pixel on video.
     #[arg(long)]
     pub method: Option<String>,
     /// Data: synthetic (embedded, no download), fashion-mnist[:DIR],
-    /// mnist:DIR, cifar10:DIR or folder:DIR.
+    /// mnist:DIR, cifar10:DIR or folder:DIR; video: moving-shapes, with
+    /// optional settings after a colon, e.g.
+    /// moving-shapes:objects=2,frames=20,size=64,noise=0.05,train=4000,test=1000.
     #[arg(long)]
     pub data: Option<String>,
     /// Encoder: convnet (4 conv layers, 128-d) or resnet18 (CIFAR stem, 512-d).
@@ -28,7 +32,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub projector: Option<String>,
     /// byol, simsiam: predictor widths after the projection, e.g. 512-128
-    /// (the last must equal the projection's width).
+    /// (the last must equal the projection's width); pixel: the video
+    /// predictor's hidden channels, e.g. 128.
     #[arg(long)]
     pub predictor: Option<String>,
     /// vicreg: invariance, variance and covariance weights, e.g. 25,25,1.
@@ -55,7 +60,11 @@ pub struct TrainArgs {
     /// std (on) or the pixels themselves (off).
     #[arg(long, value_parser = ["on", "off"])]
     pub norm_pix: Option<String>,
-    /// mae, denoise, vicreg+mae: the channels of each upsampling stage of
+    /// pixel: frames predicted in a row from each context pair in a
+    /// training step (each from the prediction before).
+    #[arg(long)]
+    pub rollout: Option<usize>,
+    /// mae, denoise, vicreg+mae, pixel: the channels of each upsampling stage of
     /// the decoder, e.g. 64-32 (default: half the representation, then
     /// half again; one stage per doubling).
     #[arg(long)]
@@ -192,7 +201,8 @@ fn objective_flags(args: &TrainArgs, objective: &mut ObjectiveConfig) -> Result<
         match objective {
             ObjectiveConfig::Mae { decoder, .. }
             | ObjectiveConfig::Denoise { decoder, .. }
-            | ObjectiveConfig::VicregMae { decoder, .. } => *decoder = widths,
+            | ObjectiveConfig::VicregMae { decoder, .. }
+            | ObjectiveConfig::Pixel { decoder, .. } => *decoder = widths,
             _ => return foreign("--decoder"),
         }
     }
@@ -240,7 +250,24 @@ fn objective_flags(args: &TrainArgs, objective: &mut ObjectiveConfig) -> Result<
         match objective {
             ObjectiveConfig::Byol { predictor, .. }
             | ObjectiveConfig::Simsiam { predictor, .. } => *predictor = widths,
+            ObjectiveConfig::Pixel { hidden, .. } => match widths.as_slice() {
+                [w] => *hidden = *w,
+                _ => {
+                    return Err(Error::invalid(
+                        "train",
+                        format!(
+                            "--predictor for pixel is one width (its hidden channels), got {p}"
+                        ),
+                    ));
+                }
+            },
             _ => return foreign("--predictor"),
+        }
+    }
+    if let Some(r) = args.rollout {
+        match objective {
+            ObjectiveConfig::Pixel { rollout, .. } => *rollout = r,
+            _ => return foreign("--rollout"),
         }
     }
     if let Some(c) = &args.vicreg_coefficients {
@@ -299,7 +326,8 @@ pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
 /// The flags given that a resumed run cannot honour (its configuration is
 /// kept), by name.
 fn fixed_on_resume(args: &TrainArgs) -> Vec<&'static str> {
-    let given: [(&'static str, bool); 28] = [
+    let given: [(&'static str, bool); 29] = [
+        ("--rollout", args.rollout.is_some()),
         ("--patch", args.patch.is_some()),
         ("--mask-ratio", args.mask_ratio.is_some()),
         ("--norm-pix", args.norm_pix.is_some()),
@@ -349,8 +377,17 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             ));
         }
         let gpu = Gpu::new()?;
+        if video_run(args)? {
+            return finish_video(prepare_video(args, &gpu)?.run()?, args);
+        }
         return finish(prepare(args, &gpu, None)?.run()?, args);
     };
+    if video_run(args)? {
+        return Err(Error::invalid(
+            "train",
+            "video runs use one process: run darkmatter train without mpirun",
+        ));
+    }
     let dist = Dist {
         sync_bn: args.sync_bn.as_deref() != Some("off"),
         group: group.clone(),
@@ -393,11 +430,27 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
 }
 
-/// Checks the flags and opens the run (fresh or resumed) on `gpu`.
-fn prepare(args: &TrainArgs, gpu: &Gpu, dist: Option<Dist>) -> Result<Trainer> {
-    // Everything the flags say is checked before a device is opened or a file written.
-    let out = args.out.clone().unwrap_or_else(|| "runs/latest".into());
-    let config = match &args.resume {
+/// Whether the flags ask for a video run: a video data set or method, or
+/// the resumption of such a run.
+fn video_run(args: &TrainArgs) -> Result<bool> {
+    let video_method = |m: Method| m == Method::Pixel;
+    if let Some(dir) = &args.resume {
+        let saved = checkpoint::read_config(dir)?;
+        return Ok(video_method(saved.method()) || crate::data::is_video(&saved.data));
+    }
+    let method = args
+        .method
+        .as_deref()
+        .map(str::parse::<Method>)
+        .transpose()?;
+    Ok(method.is_some_and(video_method) || args.data.as_deref().is_some_and(crate::data::is_video))
+}
+
+/// Checks the flags before a device is opened or a file written: the
+/// configuration of a fresh run, `None` when resuming (whose flags are
+/// checked against the saved run).
+fn checked(args: &TrainArgs, dist: Option<&Dist>) -> Result<Option<TrainConfig>> {
+    Ok(match &args.resume {
         None => Some(config(args)?),
         Some(dir) => {
             if let Some(flag) = fixed_on_resume(args).first() {
@@ -415,7 +468,7 @@ fn prepare(args: &TrainArgs, gpu: &Gpu, dist: Option<Dist>) -> Result<Trainer> {
                 .map(str::parse::<Method>)
                 .transpose()?;
             // Rank 0 takes the directory's lock; the other ranks only read.
-            if crate::dist::leads(dist.as_ref()) {
+            if crate::dist::leads(dist) {
                 RunDir::ensure_free(dir)?;
             }
             let saved = checkpoint::read_config(dir)?;
@@ -431,7 +484,35 @@ fn prepare(args: &TrainArgs, gpu: &Gpu, dist: Option<Dist>) -> Result<Trainer> {
             }
             None
         }
+    })
+}
+
+/// Opens the video run (fresh or resumed) the flags ask for on `gpu`.
+fn prepare_video(args: &TrainArgs, gpu: &Gpu) -> Result<VideoTrainer> {
+    let out = args.out.clone().unwrap_or_else(|| "runs/latest".into());
+    let trainer = match (checked(args, None)?, &args.resume) {
+        (Some(c), _) => VideoTrainer::new(gpu, c, &out, args.overwrite)?,
+        (None, Some(dir)) => VideoTrainer::resume(
+            gpu,
+            dir,
+            Extension {
+                epochs: args.epochs,
+            },
+        )?,
+        (None, None) => {
+            return Err(Error::invalid(
+                "train",
+                "no configuration and no run to resume",
+            ));
+        }
     };
+    Ok(trainer.stop_after(args.stop_after))
+}
+
+/// Checks the flags and opens the run (fresh or resumed) on `gpu`.
+fn prepare(args: &TrainArgs, gpu: &Gpu, dist: Option<Dist>) -> Result<Trainer> {
+    let out = args.out.clone().unwrap_or_else(|| "runs/latest".into());
+    let config = checked(args, dist.as_ref())?;
     let trainer = match (&args.resume, config) {
         (Some(dir), _) => {
             let extension = Extension {
@@ -443,6 +524,26 @@ fn prepare(args: &TrainArgs, gpu: &Gpu, dist: Option<Dist>) -> Result<Trainer> {
         (None, None) => unreachable!("a configuration exists unless resuming"),
     };
     Ok(trainer.stop_after(args.stop_after))
+}
+
+/// Prints what a finished video run measured.
+fn finish_video(summary: VideoSummary, args: &TrainArgs) -> Result<()> {
+    let out = args
+        .resume
+        .clone()
+        .or_else(|| args.out.clone())
+        .unwrap_or_else(|| "runs/latest".into());
+    if let Some(b) = &summary.baseline {
+        println!("\nrandom-init model: {}", b.line());
+    }
+    println!(
+        "trained model:     {}  (after {} epochs, {} steps)",
+        summary.last.evaluation.line(),
+        summary.last.epoch,
+        summary.last.step
+    );
+    println!("results in {}", out.display());
+    Ok(())
 }
 
 /// Prints what a finished run measured.

@@ -13,6 +13,7 @@
 //! | `mnist:DIR`          | [`IdxDataset`]                                                |
 //! | `cifar10:DIR`        | [`Cifar10Dataset`], the binary version                         |
 //! | `folder:DIR`         | [`FolderDataset`], PNG / JPEG, 32x32 RGB                       |
+//! | `moving-shapes`      | [`MovingShapes`]: clips of moving, bouncing shapes (video)     |
 //!
 //! # Hostile input, without cargo-fuzz
 //!
@@ -44,6 +45,7 @@ pub(crate) mod rng;
 mod stream;
 mod subset;
 mod synthetic;
+mod video;
 
 use std::fmt;
 use std::path::Path;
@@ -61,6 +63,9 @@ pub use idx::{
 pub use loader::{Batch, Batches, Loader, LoaderConfig};
 pub use subset::Subset;
 pub use synthetic::{Shape, SyntheticConfig, SyntheticDataset};
+pub use video::{
+    Clip, MovingShapes, MovingShapesConfig, ObjectTruth, Violated, Violation, is_video, open_video,
+};
 
 /// Which half of a dataset to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -195,8 +200,7 @@ pub fn check_splits(train: &dyn Dataset, test: &dyn Dataset) -> Result<(), DataE
 }
 
 /// The spec forms [`open`] accepts, for error messages and `--help`.
-pub const ACCEPTED_SPECS: &str =
-    "synthetic, fashion-mnist, fashion-mnist:DIR, mnist:DIR, cifar10:DIR, folder:DIR";
+pub const ACCEPTED_SPECS: &str = "synthetic, fashion-mnist, fashion-mnist:DIR, mnist:DIR, cifar10:DIR, folder:DIR, moving-shapes[:key=value,...] (video)";
 
 /// Opens the dataset a CLI spec string names (see the module docs), with
 /// default options: synthetic uses [`SyntheticConfig::default`], folders
@@ -210,6 +214,11 @@ pub fn open(spec: &str, split: Split) -> Result<Arc<dyn Dataset>, DataError> {
     };
     let dataset: Arc<dyn Dataset> = match (kind, dir) {
         (_, Some(dir)) if dir.as_os_str().is_empty() => return Err(unknown(spec)),
+        _ if is_video(spec) => {
+            return Err(DataError::Config(format!(
+                "{spec} is a video data set: train it with a video method (--method pixel)"
+            )));
+        }
         ("synthetic", None) => Arc::new(SyntheticDataset::new(SyntheticConfig::default(), split)?),
         ("fashion-mnist", dir) => Arc::new(IdxDataset::fashion_mnist(dir, split)?),
         ("mnist", Some(dir)) => Arc::new(IdxDataset::mnist(dir, split)?),

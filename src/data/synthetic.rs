@@ -300,7 +300,7 @@ impl SyntheticDataset {
 }
 
 /// A shape placed in an image of a given side: maps pixels to coverage.
-struct Placed {
+pub(crate) struct Placed {
     outline: Outline,
     /// Centre, in pixels.
     centre: [f32; 2],
@@ -312,18 +312,29 @@ struct Placed {
 
 impl Placed {
     fn new(shape: Shape, a: &Attributes, size: f32) -> Self {
-        let (sin, cos) = a.rotation.sin_cos();
+        Placed::at(
+            shape,
+            [a.x * size, a.y * size],
+            a.scale * size / 2.0,
+            a.rotation,
+        )
+    }
+
+    /// `shape` centred at `centre` (pixels), of circumradius `radius`
+    /// (pixels), turned by `rotation` radians.
+    pub(crate) fn at(shape: Shape, centre: [f32; 2], radius: f32, rotation: f32) -> Self {
+        let (sin, cos) = rotation.sin_cos();
         Placed {
             outline: shape.outline(),
-            centre: [a.x * size, a.y * size],
-            radius: a.scale * size / 2.0,
+            centre,
+            radius,
             sin,
             cos,
         }
     }
 
     /// Fraction of the pixel centred at (px, py) that the shape covers.
-    fn coverage(&self, px: f32, py: f32) -> f32 {
+    pub(crate) fn coverage(&self, px: f32, py: f32) -> f32 {
         let (dx, dy) = (px - self.centre[0], py - self.centre[1]);
         // Rotate the pixel into the shape's frame (the inverse rotation).
         let local = [

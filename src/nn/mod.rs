@@ -19,6 +19,7 @@ mod convnet;
 mod decoder;
 mod init;
 mod layers;
+mod predictor;
 mod projector;
 mod resnet;
 
@@ -34,6 +35,7 @@ pub use convnet::{ConvNet, ConvNetWidths};
 pub use decoder::Decoder;
 pub use init::Init;
 pub use layers::{BatchNorm, Conv2d, Linear};
+pub use predictor::LatentPredictor;
 pub use projector::Projector;
 pub use resnet::ResNet18;
 
@@ -109,6 +111,10 @@ pub enum Arch {
         out_channels: usize,
         mask_token: bool,
     },
+    LatentPredictor {
+        channels: usize,
+        hidden: usize,
+    },
 }
 
 impl Arch {
@@ -122,6 +128,7 @@ impl Arch {
                 &mut Init::new(seed),
             )?)),
             Arch::Decoder { .. } => Ok(self.build_decoder(gpu, seed)?),
+            Arch::LatentPredictor { .. } => Ok(self.build_predictor(gpu, seed)?),
             _ => Ok(self.build_encoder(gpu, seed)?),
         }
     }
@@ -150,6 +157,23 @@ impl Arch {
         }
     }
 
+    /// A fresh video predictor of this architecture, initialised from
+    /// `seed`; an error for another architecture.
+    pub fn build_predictor(&self, gpu: &Gpu, seed: u64) -> Result<Box<LatentPredictor>> {
+        match self {
+            Arch::LatentPredictor { channels, hidden } => Ok(Box::new(LatentPredictor::new(
+                gpu,
+                *channels,
+                *hidden,
+                &mut Init::new(seed),
+            )?)),
+            _ => Err(Error::invalid(
+                "Arch::build_predictor",
+                format!("{self:?} is not a video predictor"),
+            )),
+        }
+    }
+
     /// A fresh encoder of this architecture, initialised from `seed`; an
     /// error for an architecture that is not an encoder.
     pub fn build_encoder(&self, gpu: &Gpu, seed: u64) -> Result<Box<dyn Encoder>> {
@@ -162,7 +186,7 @@ impl Arch {
             Arch::ResNet18 { in_channels } => {
                 Box::new(ResNet18::new(gpu, *in_channels, &mut init)?)
             }
-            Arch::Projector { .. } | Arch::Decoder { .. } => {
+            Arch::Projector { .. } | Arch::Decoder { .. } | Arch::LatentPredictor { .. } => {
                 return Err(Error::invalid(
                     "Arch::build_encoder",
                     format!("{self:?} is not an encoder"),
@@ -177,7 +201,7 @@ impl Arch {
             Arch::ConvNet { in_channels, .. } | Arch::ResNet18 { in_channels } => {
                 Some(*in_channels)
             }
-            Arch::Projector { .. } | Arch::Decoder { .. } => None,
+            Arch::Projector { .. } | Arch::Decoder { .. } | Arch::LatentPredictor { .. } => None,
         }
     }
 }

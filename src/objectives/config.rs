@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Byol, Denoise, InputSpec, JointEmbedding, MaskedAutoencoder, Objective, SimSiam, VicregMae,
+    Byol, Denoise, InputSpec, JointEmbedding, MaskedAutoencoder, Objective, PixelPrediction,
+    SimSiam, VicregMae,
 };
 use crate::augment::{Corruption, check_mask};
 use crate::error::{Error, Result};
@@ -33,6 +34,9 @@ named_enum! {
         Denoise = "denoise",
         /// VICReg plus a masked-reconstruction term on one view.
         VicregMae = "vicreg+mae",
+        /// Video: predict the next frames in pixels from the two before,
+        /// rolled out autoregressively (recurrent-free, SimVP-style).
+        Pixel = "pixel",
     }
 }
 
@@ -91,7 +95,18 @@ pub enum ObjectiveConfig {
         /// The weight of the masked-reconstruction term.
         reconstruction_weight: f32,
     },
+    Pixel {
+        /// Frames predicted from each pair of context frames in a training
+        /// step, each from the prediction before it.
+        rollout: usize,
+        /// The predictor's hidden channels.
+        hidden: usize,
+        decoder: Vec<usize>,
+    },
 }
+
+/// Frames a video predictor reads to predict the next one.
+pub const CONTEXT_FRAMES: usize = 2;
 
 fn check_widths(flag: &str, widths: &[usize]) -> Result<()> {
     if widths.is_empty() || widths.contains(&0) {
@@ -124,7 +139,7 @@ fn reduction(encoder: &Arch) -> usize {
     match encoder {
         Arch::ConvNet { .. } => 4,
         Arch::ResNet18 { .. } => 8,
-        Arch::Projector { .. } | Arch::Decoder { .. } => 1,
+        Arch::Projector { .. } | Arch::Decoder { .. } | Arch::LatentPredictor { .. } => 1,
     }
 }
 
@@ -140,6 +155,7 @@ impl ObjectiveConfig {
             ObjectiveConfig::Mae { .. } => Method::Mae,
             ObjectiveConfig::Denoise { .. } => Method::Denoise,
             ObjectiveConfig::VicregMae { .. } => Method::VicregMae,
+            ObjectiveConfig::Pixel { .. } => Method::Pixel,
         }
     }
 
@@ -153,7 +169,9 @@ impl ObjectiveConfig {
             | ObjectiveConfig::Byol { projector, .. }
             | ObjectiveConfig::Simsiam { projector, .. }
             | ObjectiveConfig::VicregMae { projector, .. } => Some(projector),
-            ObjectiveConfig::Mae { .. } | ObjectiveConfig::Denoise { .. } => None,
+            ObjectiveConfig::Mae { .. }
+            | ObjectiveConfig::Denoise { .. }
+            | ObjectiveConfig::Pixel { .. } => None,
         }
     }
 
@@ -162,7 +180,8 @@ impl ObjectiveConfig {
         match self {
             ObjectiveConfig::Mae { decoder, .. }
             | ObjectiveConfig::Denoise { decoder, .. }
-            | ObjectiveConfig::VicregMae { decoder, .. } => Some(decoder),
+            | ObjectiveConfig::VicregMae { decoder, .. }
+            | ObjectiveConfig::Pixel { decoder, .. } => Some(decoder),
             _ => None,
         }
     }
@@ -193,6 +212,10 @@ impl ObjectiveConfig {
                 ratio: mask_ratio,
             },
             ObjectiveConfig::Denoise { corruption, .. } => InputSpec::Corrupted(corruption),
+            ObjectiveConfig::Pixel { rollout, .. } => InputSpec::Clip {
+                context: CONTEXT_FRAMES,
+                rollout,
+            },
             _ => InputSpec::Views(2),
         }
     }
@@ -238,6 +261,16 @@ impl ObjectiveConfig {
             } => check_predictor(projector, predictor)?,
             ObjectiveConfig::Mae { mask_ratio, .. } => check_ratio(*mask_ratio)?,
             ObjectiveConfig::Denoise { .. } => {}
+            ObjectiveConfig::Pixel {
+                rollout, hidden, ..
+            } => {
+                if !(1..=64).contains(rollout) {
+                    return bad(format!("--rollout must be 1 to 64 frames, got {rollout}"));
+                }
+                if *hidden == 0 {
+                    return bad("--predictor needs a positive width".to_string());
+                }
+            }
             ObjectiveConfig::VicregMae {
                 coefficients,
                 mask_ratio,
@@ -265,7 +298,8 @@ impl ObjectiveConfig {
             match self {
                 ObjectiveConfig::Mae { decoder, .. }
                 | ObjectiveConfig::Denoise { decoder, .. }
-                | ObjectiveConfig::VicregMae { decoder, .. } => *decoder = widths,
+                | ObjectiveConfig::VicregMae { decoder, .. }
+                | ObjectiveConfig::Pixel { decoder, .. } => *decoder = widths,
                 _ => {}
             }
         }
@@ -409,6 +443,20 @@ impl ObjectiveConfig {
                     if *norm_pix { "on" } else { "off" }
                 )
             }
+            ObjectiveConfig::Pixel {
+                rollout,
+                hidden,
+                decoder,
+            } => {
+                s += &format!(
+                    " | context {CONTEXT_FRAMES} frames | rollout {rollout} | predictor hidden {hidden} | decoder {}",
+                    if decoder.is_empty() {
+                        "auto".to_string()
+                    } else {
+                        dashed(decoder)
+                    }
+                )
+            }
         }
         s
     }
@@ -499,6 +547,18 @@ impl ObjectiveConfig {
                 coefficients: *coefficients,
                 norm_pix: *norm_pix,
                 weight: *reconstruction_weight,
+            }),
+            ObjectiveConfig::Pixel {
+                rollout, hidden, ..
+            } => Box::new(PixelPrediction {
+                predictor: Arch::LatentPredictor {
+                    channels: enc.dim(),
+                    hidden: *hidden,
+                }
+                .build_predictor(gpu, s1)?,
+                decoder: decoder_arch(false).build_decoder(gpu, s2)?,
+                encoder: enc,
+                rollout: *rollout,
             }),
         })
     }

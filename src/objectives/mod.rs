@@ -25,6 +25,7 @@
 mod byol;
 mod config;
 mod joint;
+mod predict;
 mod reconstruct;
 mod simsiam;
 
@@ -35,8 +36,9 @@ use crate::nn::{Encoder, Module};
 use crate::tensor::Tensor;
 
 pub use byol::Byol;
-pub use config::{Method, ObjectiveConfig};
+pub use config::{CONTEXT_FRAMES, Method, ObjectiveConfig};
 pub use joint::JointEmbedding;
+pub use predict::PixelPrediction;
 pub use reconstruct::{Denoise, MaskedAutoencoder, VicregMae};
 pub use simsiam::SimSiam;
 
@@ -53,6 +55,9 @@ pub enum InputSpec {
     ViewsMasked { patch: usize, ratio: f32 },
     /// One augmented view and a corrupted copy of it.
     Corrupted(Corruption),
+    /// Consecutive frames of each clip: `context` to read, then `rollout`
+    /// to predict.
+    Clip { context: usize, rollout: usize },
 }
 
 /// The input of one step, as [`InputSpec`] describes it.
@@ -63,6 +68,9 @@ pub struct StepInput {
     pub mask: Option<PatchMask>,
     /// The first view corrupted, for denoising.
     pub corrupted: Option<Tensor>,
+    /// Consecutive frames of a batch of clips, one `[N, C, H, W]` tensor
+    /// per time step, for video prediction.
+    pub frames: Vec<Tensor>,
 }
 
 impl StepInput {
@@ -72,6 +80,17 @@ impl StepInput {
             views,
             mask: None,
             corrupted: None,
+            frames: Vec::new(),
+        }
+    }
+
+    /// Frames of clips alone.
+    pub fn frames(frames: Vec<Tensor>) -> StepInput {
+        StepInput {
+            views: Vec::new(),
+            mask: None,
+            corrupted: None,
+            frames,
         }
     }
 
@@ -147,6 +166,18 @@ pub trait Objective {
     /// masked or corrupted view, in evaluation mode), for the methods that
     /// reconstruct; `None` for the others.
     fn reconstruct(&mut self, _tape: &mut Tape, _input: &StepInput) -> Result<Option<Var>> {
+        Ok(None)
+    }
+
+    /// For the video predictors: `steps` frames after the two `context`
+    /// frames (each `[N, C, H, W]`), each predicted from the ones before
+    /// it, in evaluation mode; `None` for the image methods.
+    fn rollout(
+        &mut self,
+        _tape: &mut Tape,
+        _context: [&Tensor; 2],
+        _steps: usize,
+    ) -> Result<Option<Vec<Var>>> {
         Ok(None)
     }
 }

@@ -202,6 +202,7 @@ impl TrainConfig {
     pub fn defaults(method: Method, data: &str) -> TrainConfig {
         let grey = data.starts_with("fashion-mnist") || data.starts_with("mnist");
         let synthetic = data == "synthetic";
+        let video = crate::data::is_video(data);
         // The references' projectors, scaled to the ConvNet's 128-d
         // representation: three 512-wide layers for the methods whose
         // loss regularises the embedding; BYOL projects to a narrow 128-d
@@ -263,6 +264,13 @@ impl TrainConfig {
                 decoder: vec![],
                 reconstruction_weight: 1.0,
             },
+            // Trained on rollouts of four frames; the predictor as wide as
+            // the encoder's map.
+            Method::Pixel => ObjectiveConfig::Pixel {
+                rollout: 4,
+                hidden: 128,
+                decoder: vec![],
+            },
         };
         // AdamW: LARS with the references' trust coefficient (0.001) moves
         // each layer by about lr x 0.001 of its norm per step, tuned for
@@ -277,6 +285,8 @@ impl TrainConfig {
             // MAE's AdamW weight decay (0.05) and a rate of the ConvNet's.
             Method::Mae | Method::Denoise => ("adamw", 2e-3, 0.05),
             Method::VicregMae => ("adamw", 1e-3, 1e-4),
+            // Adam at 1e-3 for a batch of 32 clips, as SimVP trains.
+            Method::Pixel => ("adamw", 8e-3, 1e-4),
         };
         // On 28 x 28 grey images the ConvNet learns faster at 2e-3: VICReg's
         // kNN after one Fashion-MNIST epoch rose by about 0.4 points. In the
@@ -293,7 +303,9 @@ impl TrainConfig {
         // (with the light preset's jitter on every view) raised VICReg's kNN
         // after one epoch from 84.06% to 84.48% in the PyTorch replica (the
         // mean of three seeds each), and Barlow Twins' from 82.47% to 83.03%.
-        let (warmup_epochs, adam_beta2) = if synthetic {
+        let (warmup_epochs, adam_beta2) = if video {
+            (0.2, 0.999)
+        } else if synthetic {
             (0.5, 0.999)
         } else if grey {
             (0.3, 0.99)
@@ -306,7 +318,7 @@ impl TrainConfig {
         // position) and varies colour, blur and noise.
         // The reconstruction methods learn from the image itself (MAE's own
         // crops and flips matter over hundreds of epochs, not a few).
-        let augment = if matches!(method, Method::Mae | Method::Denoise) {
+        let augment = if matches!(method, Method::Mae | Method::Denoise | Method::Pixel) || video {
             "none"
         } else if grey {
             "light"
@@ -323,9 +335,16 @@ impl TrainConfig {
             data: data.to_string(),
             encoder: EncoderKind::ConvNet,
             // The synthetic default finishes in minutes on a CPU driver.
-            epochs: if synthetic { 2 } else { 5 },
-            // More, smaller steps on the synthetic default's small budget.
-            batch_size: if synthetic { 64 } else { 256 },
+            epochs: if synthetic || video { 2 } else { 5 },
+            // More, smaller steps on the synthetic default's small budget;
+            // a batch of video is clips.
+            batch_size: if video {
+                32
+            } else if synthetic {
+                64
+            } else {
+                256
+            },
             optimizer: optimizer.to_string(),
             base_lr,
             weight_decay,
@@ -336,7 +355,7 @@ impl TrainConfig {
             augment: augment.to_string(),
             seed: 0,
             eval_train_images: if synthetic { 0 } else { 10_000 },
-            eval_test_images: if synthetic { 0 } else { 2_000 },
+            eval_test_images: if synthetic || video { 0 } else { 2_000 },
             synthetic_train: 4096,
             // 16 x 16 keeps the default run within minutes on a CPU driver.
             synthetic_size: 16,

@@ -177,6 +177,17 @@ impl MetricsLog {
         self.epoch_losses.iter().sum::<f32>() / n
     }
 
+    /// Appends an end-of-epoch record of another shape than
+    /// [`EpochRecord`] (a video run's), marked with `kind`.
+    pub fn record(&mut self, kind: &str, record: &impl Serialize) -> Result<()> {
+        let mut value = serde_json::to_value(record).map_err(|e| io(&self.path, e))?;
+        value["kind"] = kind.into();
+        self.write(value.to_string())?;
+        self.file.flush().map_err(|e| io(&self.path, e))?;
+        self.epoch_losses.clear();
+        Ok(())
+    }
+
     pub fn epoch(&mut self, record: &EpochRecord) -> Result<()> {
         let mut value = serde_json::to_value(record).map_err(|e| io(&self.path, e))?;
         value["kind"] = "epoch".into();

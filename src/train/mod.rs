@@ -12,6 +12,8 @@ pub mod reconstruction;
 mod report;
 pub mod rundir;
 pub mod step;
+pub mod video;
+pub mod video_eval;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -88,6 +88,7 @@ pub fn sample(
             views: vec![view.clone(), view.clone()],
             mask: Some(PatchMask::draw(SEED, 0, n, h, w, patch, ratio)?),
             corrupted: None,
+            frames: Vec::new(),
         },
         InputSpec::Corrupted(corruption) => {
             let (scale, shift) = corruption.draw(gpu, [n, c, h, w], &normalize, SEED, 0, 0)?;
@@ -97,9 +98,10 @@ pub fn sample(
                 views: vec![view.clone()],
                 mask: None,
                 corrupted: Some(corrupted),
+                frames: Vec::new(),
             }
         }
-        InputSpec::Views(_) => return Ok(None),
+        InputSpec::Views(_) | InputSpec::Clip { .. } => return Ok(None),
     };
     let mut tape = Tape::no_grad(gpu);
     let Some(y) = objective.reconstruct(&mut tape, &input)? else {

@@ -124,7 +124,14 @@ pub fn input(
                 views,
                 mask: Some(mask),
                 corrupted: None,
+                frames: Vec::new(),
             }
+        }
+        InputSpec::Clip { .. } => {
+            return Err(Error::invalid(
+                "train",
+                "a video method reads clips, not a batch of images: give it a video data set (--data moving-shapes)",
+            ));
         }
         InputSpec::Corrupted(c) => {
             let shape = [n, a.shape()[1], h, w];
@@ -135,6 +142,7 @@ pub fn input(
                 views: vec![a],
                 mask: None,
                 corrupted: Some(corrupted),
+                frames: Vec::new(),
             }
         }
     })

@@ -1,0 +1,712 @@
+//! Moving shapes: clips of objects that move and bounce, generated on
+//! demand from `--seed`, with the ground truth of every frame kept for
+//! evaluation (never shown to a model).
+//!
+//! A clip is `frames` grey `size x size` images. Each of its `objects`
+//! objects is one of the synthetic generator's shapes ([`Shape`]) of
+//! circumradius `radius` pixels, drawn white on black at a float position
+//! with the same one-pixel box-filter anti-aliasing, and turned by a fixed
+//! angle. It starts anywhere it fits, moves at a speed drawn uniformly
+//! from `speed` pixels per frame in a uniform direction, and is reflected
+//! at the walls (its circumscribed circle stays inside the frame, so a
+//! bounce is visible as one). Where two objects overlap, the brighter
+//! pixel wins (max compositing). Optional noise is drawn afresh for every
+//! frame: a pattern fixed per clip is something a latent predictor learns
+//! instead of the motion.
+//!
+//! Clip `i` of a split comes from a stream keyed by `(seed, split, i)`, so
+//! clips are independent of the order they are asked for in.
+//!
+//! **Violations of expectation** ([`Violation`]): the same clip played
+//! with something impossible happening to its first object from an onset
+//! frame on: it teleports, vanishes, appears out of nowhere, turns into
+//! another shape, or reverses without touching a wall. Every random draw
+//! of the violation is made with the clip's own, so frames before the
+//! onset are the possible twin's, byte for byte (an appearance blanks
+//! them instead, and from its onset on is the twin).
+
+use std::f32::consts::TAU;
+
+use super::rng::CounterRng;
+use super::synthetic::Placed;
+use super::{DataError, Shape, Split};
+use crate::named::named_enum;
+
+/// Keeps moving-shapes streams apart from every other keyed stream.
+const STREAM_TAG: u64 = 0x4d4f_5649_4e47_5348; // "MOVINGSH"
+/// Keeps the per-frame noise apart from the clip's draws.
+const NOISE_TAG: u64 = 0x4e4f_4953_4546_524d; // "NOISEFRM"
+
+/// The size, length and number of clips of a moving-shapes data set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MovingShapesConfig {
+    /// Side of the square frames, in pixels.
+    pub size: usize,
+    /// Frames per clip.
+    pub frames: usize,
+    /// Objects per clip.
+    pub objects: usize,
+    /// Circumradius of every object, in pixels.
+    pub radius: f32,
+    /// Speed range, in pixels per frame.
+    pub speed: (f32, f32),
+    /// Half-width of the uniform per-pixel noise, in units of full
+    /// brightness (0: none).
+    pub noise: f32,
+    pub train_len: usize,
+    pub test_len: usize,
+    pub seed: u64,
+}
+
+impl Default for MovingShapesConfig {
+    /// 4 000 train and 1 000 test clips of 10 frames of 32x32, one object
+    /// of circumradius 5 (a square of side 7, a disc of diameter 10),
+    /// speed 1..3 pixels per frame, no noise, seed 0.
+    fn default() -> Self {
+        MovingShapesConfig {
+            size: 32,
+            frames: 10,
+            objects: 1,
+            radius: 5.0,
+            speed: (1.0, 3.0),
+            noise: 0.0,
+            train_len: 4000,
+            test_len: 1000,
+            seed: 0,
+        }
+    }
+}
+
+named_enum! {
+    /// What goes wrong in an impossible clip, from its onset frame on.
+    pub enum Violation("violation") {
+        /// The object jumps to a distant place and moves on from there.
+        Teleport = "teleport",
+        /// The object disappears.
+        Vanish = "vanish",
+        /// The object is absent before the onset and appears in mid-frame.
+        Appear = "appear",
+        /// The object turns into another shape.
+        Identity = "identity",
+        /// The object turns back without touching a wall.
+        Reverse = "reverse",
+    }
+}
+
+/// The ground truth of one object in one frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ObjectTruth {
+    /// The shape, as an index into [`Shape::ALL`].
+    pub class: u32,
+    /// Centre, in pixels from the top-left corner of the frame.
+    pub x: f32,
+    pub y: f32,
+    /// The displacement that brought it here (the first frame: the one
+    /// that takes it to the second), in pixels per frame.
+    pub vx: f32,
+    pub vy: f32,
+    /// Whether it was reflected at a wall on its way into this frame.
+    pub bounced: bool,
+    /// Whether it is drawn in this frame.
+    pub visible: bool,
+}
+
+/// One clip: its frames and their ground truth.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Clip {
+    /// `frames x size x size` bytes, frame after frame.
+    pub pixels: Vec<u8>,
+    /// Per frame, per object.
+    pub truth: Vec<Vec<ObjectTruth>>,
+}
+
+/// An impossible clip and the frame from which it departs from its twin.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Violated {
+    pub clip: Clip,
+    pub onset: usize,
+}
+
+/// Everything random about one object of one clip, drawn up front so
+/// that a violation changes nothing else.
+#[derive(Clone, Copy, Debug)]
+struct Draw {
+    class: u32,
+    rotation: f32,
+    start: [f32; 2],
+    velocity: [f32; 2],
+    /// Where a teleport lands, as fractions of the free range.
+    jump: [f32; 2],
+    /// What an identity change turns into.
+    other_class: u32,
+}
+
+/// A split of the moving-shapes data set; see the module documentation.
+#[derive(Clone, Debug)]
+pub struct MovingShapes {
+    config: MovingShapesConfig,
+    split: Split,
+}
+
+impl MovingShapes {
+    /// The `split` half of the data set `config` describes, or an error
+    /// naming what cannot be generated.
+    pub fn new(config: MovingShapesConfig, split: Split) -> Result<Self, DataError> {
+        let c = &config;
+        let bad = |why: String| Err(DataError::Config(format!("moving shapes: {why}")));
+        if !(c.radius.is_finite() && c.radius >= 1.0) {
+            return bad(format!(
+                "object radius {} must be at least 1 pixel",
+                c.radius
+            ));
+        }
+        // The object must be able to move: its circle and a frame's worth
+        // of the fastest motion fit twice across the frame.
+        let needed = (2.0 * (2.0 * c.radius + c.speed.1)).ceil() as usize;
+        if c.size < needed || c.size > 1024 {
+            return bad(format!(
+                "frames of {0}x{0} are too small for objects of radius {1} moving up to {2} pixels per frame (need a side of at least {needed}, at most 1024)",
+                c.size, c.radius, c.speed.1
+            ));
+        }
+        if !(c.speed.0.is_finite()
+            && c.speed.1.is_finite()
+            && 0.0 <= c.speed.0
+            && c.speed.0 <= c.speed.1)
+        {
+            return bad(format!(
+                "speed range {}..{} must be finite, non-negative and increasing",
+                c.speed.0, c.speed.1
+            ));
+        }
+        if c.frames < 2 {
+            return bad(format!("clips of {} frames show no motion", c.frames));
+        }
+        if !(1..=4).contains(&c.objects) {
+            return bad(format!("{} objects per clip: choose 1 to 4", c.objects));
+        }
+        if !(c.noise.is_finite() && (0.0..=0.5).contains(&c.noise)) {
+            return bad(format!("noise {} is outside 0..0.5", c.noise));
+        }
+        let len = match split {
+            Split::Train => c.train_len,
+            Split::Test => c.test_len,
+        };
+        if len == 0 {
+            return bad(format!("the {split} split has no clips"));
+        }
+        Ok(MovingShapes { config, split })
+    }
+
+    pub fn config(&self) -> &MovingShapesConfig {
+        &self.config
+    }
+
+    /// Clips in this split.
+    pub fn len(&self) -> usize {
+        match self.split {
+            Split::Train => self.config.train_len,
+            Split::Test => self.config.test_len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes per frame.
+    pub fn frame_len(&self) -> usize {
+        self.config.size * self.config.size
+    }
+
+    fn split_key(&self) -> u64 {
+        match self.split {
+            Split::Train => 0,
+            Split::Test => 1,
+        }
+    }
+
+    fn draws(&self, index: usize) -> Vec<Draw> {
+        let c = &self.config;
+        let mut rng = CounterRng::keyed(&[STREAM_TAG, c.seed, self.split_key(), index as u64]);
+        let (lo, hi) = (c.radius, c.size as f32 - c.radius);
+        (0..c.objects)
+            .map(|_| {
+                let shapes = Shape::ALL.len() as u64;
+                let class = rng.below(shapes) as u32;
+                let other_class = ((class as u64 + 1 + rng.below(shapes - 1)) % shapes) as u32;
+                let rotation = rng.range(0.0, TAU);
+                let start = [rng.range(lo, hi), rng.range(lo, hi)];
+                let speed = rng.range(c.speed.0, c.speed.1);
+                let angle = rng.range(0.0, TAU);
+                Draw {
+                    class,
+                    rotation,
+                    start,
+                    velocity: [speed * angle.cos(), speed * angle.sin()],
+                    jump: [rng.next_f32(), rng.next_f32()],
+                    other_class,
+                }
+            })
+            .collect()
+    }
+
+    /// The trajectory of one object, with `violation` from `onset` on.
+    fn trajectory(&self, d: &Draw, violation: Option<(Violation, usize)>) -> Vec<ObjectTruth> {
+        let c = &self.config;
+        let (lo, hi) = (c.radius, c.size as f32 - c.radius);
+        let [mut x, mut y] = d.start;
+        let [mut vx, mut vy] = d.velocity;
+        let mut out = Vec::with_capacity(c.frames);
+        for t in 0..c.frames {
+            let at_onset = violation.filter(|&(_, onset)| onset == t).map(|(v, _)| v);
+            let after = violation.filter(|&(_, onset)| t >= onset).map(|(v, _)| v);
+            if at_onset == Some(Violation::Reverse) {
+                vx = -vx;
+                vy = -vy;
+            }
+            let mut bounced = false;
+            if t > 0 {
+                (x, vx, bounced) = advance(x, vx, lo, hi, bounced);
+                (y, vy, bounced) = advance(y, vy, lo, hi, bounced);
+            }
+            if at_onset == Some(Violation::Teleport) {
+                [x, y] = self.landing(d, [x, y]);
+            }
+            let visible = match violation {
+                Some((Violation::Vanish, onset)) => t < onset,
+                Some((Violation::Appear, onset)) => t >= onset,
+                _ => true,
+            };
+            let class = if after == Some(Violation::Identity) {
+                d.other_class
+            } else {
+                d.class
+            };
+            out.push(ObjectTruth {
+                class,
+                x,
+                y,
+                vx,
+                vy,
+                bounced,
+                visible,
+            });
+        }
+        // The first frame's velocity is the motion out of it.
+        if out.len() > 1 {
+            let (vx, vy) = (out[1].vx, out[1].vy);
+            if !out[1].bounced {
+                out[0].vx = vx;
+                out[0].vy = vy;
+            }
+        }
+        out
+    }
+
+    /// Where a teleport from `from` lands: a point at least a third of
+    /// the frame away, found along the draw's direction from the far
+    /// corner of the free range.
+    fn landing(&self, d: &Draw, from: [f32; 2]) -> [f32; 2] {
+        let c = &self.config;
+        let (lo, hi) = (c.radius, c.size as f32 - c.radius);
+        let span = hi - lo;
+        // Reflect the draw into the half of the free range farther from
+        // `from` on each axis: the jump is at least span / 2 on the axis
+        // where the object is nearer a wall.
+        let far = |p: f32, u: f32| {
+            let mid = (lo + hi) / 2.0;
+            if p < mid {
+                mid + u * (hi - mid)
+            } else {
+                lo + u * (mid - lo)
+            }
+        };
+        let mut to = [far(from[0], d.jump[0]), far(from[1], d.jump[1])];
+        // Both axes in the far halves: the distance is at least span / 2
+        // minus what the draw gives back towards the middle; push the
+        // landing out until it is a third of the frame away.
+        let min = c.size as f32 / 3.0;
+        for _ in 0..8 {
+            if (to[0] - from[0]).hypot(to[1] - from[1]) >= min {
+                break;
+            }
+            for k in 0..2 {
+                to[k] = if to[k] > from[k] {
+                    (to[k] + span / 8.0).min(hi)
+                } else {
+                    (to[k] - span / 8.0).max(lo)
+                };
+            }
+        }
+        to
+    }
+
+    /// Clip `index`.
+    ///
+    /// # Panics
+    ///
+    /// If `index >= len()`, like slice indexing.
+    pub fn clip(&self, index: usize) -> Clip {
+        self.render(index, None)
+    }
+
+    /// The frame from which `violation` is shown in clip `index`: the
+    /// middle frame, except for a reversal, which moves to the nearest
+    /// frame with no bounce of the first object just before, at or after
+    /// it (so the turn cannot pass for a bounce).
+    pub fn onset(&self, index: usize, violation: Violation) -> usize {
+        let t = self.config.frames;
+        let middle = t / 2;
+        if violation != Violation::Reverse {
+            return middle;
+        }
+        let d = self.draws(index)[0];
+        let path = self.trajectory(&d, None);
+        let quiet = |m: usize| (m - 1..=(m + 1).min(t - 1)).all(|k| !path[k].bounced);
+        (0..t)
+            .flat_map(|k| [middle + k, middle.wrapping_sub(k)])
+            .find(|&m| (1..t).contains(&m) && quiet(m))
+            .unwrap_or(middle)
+    }
+
+    /// Clip `index` with `violation` happening to its first object.
+    pub fn violated(&self, index: usize, violation: Violation) -> Violated {
+        let onset = self.onset(index, violation);
+        Violated {
+            clip: self.render(index, Some((violation, onset))),
+            onset,
+        }
+    }
+
+    fn render(&self, index: usize, violation: Option<(Violation, usize)>) -> Clip {
+        assert!(index < self.len(), "clip {index} of {}", self.len());
+        let c = &self.config;
+        let draws = self.draws(index);
+        let paths: Vec<Vec<ObjectTruth>> = draws
+            .iter()
+            .enumerate()
+            .map(|(k, d)| self.trajectory(d, if k == 0 { violation } else { None }))
+            .collect();
+        let n = c.size;
+        let mut pixels = vec![0u8; c.frames * n * n];
+        let mut truth = Vec::with_capacity(c.frames);
+        for (t, frame) in pixels.chunks_exact_mut(n * n).enumerate() {
+            let states: Vec<ObjectTruth> = paths.iter().map(|p| p[t]).collect();
+            let placed: Vec<Placed> = states
+                .iter()
+                .zip(&draws)
+                .filter(|(s, _)| s.visible)
+                .map(|(s, d)| {
+                    Placed::at(
+                        Shape::ALL[s.class as usize],
+                        [s.x, s.y],
+                        c.radius,
+                        d.rotation,
+                    )
+                })
+                .collect();
+            let mut noise = (c.noise > 0.0).then(|| {
+                CounterRng::keyed(&[NOISE_TAG, c.seed, self.split_key(), index as u64, t as u64])
+            });
+            for (p, byte) in frame.iter_mut().enumerate() {
+                let (px, py) = ((p % n) as f32 + 0.5, (p / n) as f32 + 0.5);
+                let mut v = placed
+                    .iter()
+                    .map(|o| o.coverage(px, py))
+                    .fold(0.0f32, f32::max);
+                if let Some(rng) = noise.as_mut() {
+                    v += rng.range(-c.noise, c.noise);
+                }
+                *byte = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+            }
+            truth.push(states);
+        }
+        Clip { pixels, truth }
+    }
+}
+
+/// Whether a data spec names a video data set.
+pub fn is_video(spec: &str) -> bool {
+    spec.trim().split(':').next() == Some("moving-shapes")
+}
+
+/// The train and test splits a video spec names, every clip keyed by
+/// `seed`: `moving-shapes`, optionally followed by `:` and comma-separated
+/// `key=value` settings: `size`, `frames`, `objects`, `radius`, `noise`,
+/// `speed` (`lo-hi`), `train`, `test` (clips).
+pub fn open_video(spec: &str, seed: u64) -> Result<[MovingShapes; 2], DataError> {
+    let spec = spec.trim();
+    let (kind, options) = spec.split_once(':').unwrap_or((spec, ""));
+    if kind != "moving-shapes" {
+        return Err(DataError::Config(format!(
+            "'{spec}' is not a video data set (expected moving-shapes[:key=value,...])"
+        )));
+    }
+    let mut c = MovingShapesConfig {
+        seed,
+        ..MovingShapesConfig::default()
+    };
+    for setting in options.split(',').filter(|s| !s.is_empty()) {
+        let bad = |why: &str| {
+            DataError::Config(format!(
+                "moving-shapes setting '{setting}': {why} (settings: size, frames, objects, radius, noise, speed=LO-HI, train, test)"
+            ))
+        };
+        let (key, value) = setting
+            .split_once('=')
+            .ok_or_else(|| bad("expected key=value"))?;
+        let int = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| bad("not a whole number"))
+        };
+        let float = |v: &str| v.parse::<f32>().map_err(|_| bad("not a number"));
+        match key {
+            "size" => c.size = int()?,
+            "frames" => c.frames = int()?,
+            "objects" => c.objects = int()?,
+            "train" => c.train_len = int()?,
+            "test" => c.test_len = int()?,
+            "radius" => c.radius = float(value)?,
+            "noise" => c.noise = float(value)?,
+            "speed" => {
+                let (lo, hi) = value.split_once('-').ok_or_else(|| bad("expected LO-HI"))?;
+                c.speed = (float(lo)?, float(hi)?);
+            }
+            _ => return Err(bad("unknown setting")),
+        }
+    }
+    Ok([
+        MovingShapes::new(c, Split::Train)?,
+        MovingShapes::new(c, Split::Test)?,
+    ])
+}
+
+/// One coordinate moved by `v` inside `[lo, hi]`, reflected at either end:
+/// the new coordinate, the new velocity, and whether it bounced (or
+/// `bounced` already).
+fn advance(p: f32, v: f32, lo: f32, hi: f32, bounced: bool) -> (f32, f32, bool) {
+    let q = p + v;
+    if q < lo {
+        (2.0 * lo - q, -v, true)
+    } else if q > hi {
+        (2.0 * hi - q, -v, true)
+    } else {
+        (q, v, bounced)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shapes(config: MovingShapesConfig) -> MovingShapes {
+        MovingShapes::new(config, Split::Test).unwrap()
+    }
+
+    /// The brightness-weighted centre of a frame.
+    fn centroid(frame: &[u8], n: usize) -> (f32, f32) {
+        let (mut sx, mut sy, mut s) = (0.0, 0.0, 0.0);
+        for (p, &b) in frame.iter().enumerate() {
+            let w = b as f32;
+            sx += w * ((p % n) as f32 + 0.5);
+            sy += w * ((p / n) as f32 + 0.5);
+            s += w;
+        }
+        (sx / s, sy / s)
+    }
+
+    #[test]
+    fn clips_replay_and_differ() {
+        let m = shapes(MovingShapesConfig::default());
+        assert_eq!(m.clip(7), m.clip(7));
+        assert_ne!(m.clip(7).pixels, m.clip(8).pixels);
+        let train = MovingShapes::new(MovingShapesConfig::default(), Split::Train).unwrap();
+        assert_ne!(train.clip(7).pixels, m.clip(7).pixels);
+    }
+
+    /// Motion is continuous at constant speed, reflected at the walls, and
+    /// what is drawn is where the truth says.
+    #[test]
+    fn objects_move_bounce_and_are_drawn_where_they_are() {
+        let c = MovingShapesConfig::default();
+        let m = shapes(c);
+        let mut bounces = 0;
+        for i in 0..200 {
+            let clip = m.clip(i);
+            let path: Vec<ObjectTruth> = clip.truth.iter().map(|f| f[0]).collect();
+            let speed = path[0].vx.hypot(path[0].vy);
+            assert!((c.speed.0..=c.speed.1).contains(&speed), "speed {speed}");
+            for t in 0..c.frames {
+                let o = path[t];
+                assert!(o.x >= c.radius && o.x <= c.size as f32 - c.radius);
+                assert!(o.y >= c.radius && o.y <= c.size as f32 - c.radius);
+                assert!((o.vx.hypot(o.vy) - speed).abs() < 1e-4);
+                if t > 0 {
+                    let step = (o.x - path[t - 1].x).hypot(o.y - path[t - 1].y);
+                    if o.bounced {
+                        bounces += 1;
+                        assert!(step <= speed + 1e-4);
+                    } else {
+                        assert!((step - speed).abs() < 1e-4, "clip {i} frame {t}");
+                        assert!((o.x - path[t - 1].x - o.vx).abs() < 1e-4);
+                    }
+                }
+                // Symmetric shapes put their centroid at the centre.
+                if matches!(
+                    Shape::ALL[o.class as usize],
+                    Shape::Disc | Shape::Square | Shape::Ring | Shape::Cross
+                ) {
+                    let n = c.size;
+                    let (cx, cy) = centroid(&clip.pixels[t * n * n..(t + 1) * n * n], n);
+                    assert!(
+                        (cx - o.x).abs() < 0.3 && (cy - o.y).abs() < 0.3,
+                        "clip {i} frame {t}: drawn at ({cx}, {cy}), truth ({}, {})",
+                        o.x,
+                        o.y
+                    );
+                }
+            }
+        }
+        assert!(bounces > 20, "only {bounces} bounces in 200 clips");
+    }
+
+    #[test]
+    fn violations_depart_from_their_twin_at_the_onset_only() {
+        let c = MovingShapesConfig::default();
+        let m = shapes(c);
+        let fl = m.frame_len();
+        for i in 0..50 {
+            let possible = m.clip(i);
+            for v in Violation::ALL {
+                let Violated { clip, onset } = m.violated(i, v);
+                assert!((1..c.frames).contains(&onset));
+                let start = if v == Violation::Appear { 0 } else { onset };
+                assert_eq!(
+                    clip.pixels[..start * fl],
+                    possible.pixels[..start * fl],
+                    "{v} clip {i}: frames before the onset differ"
+                );
+                let frame = |k: usize| &clip.pixels[k * fl..(k + 1) * fl];
+                let twin = |k: usize| &possible.pixels[k * fl..(k + 1) * fl];
+                // An appearance shows in the blank frames before its onset.
+                let shown = if v == Violation::Appear {
+                    onset - 1
+                } else {
+                    onset
+                };
+                assert_ne!(frame(shown), twin(shown), "{v} clip {i}: nothing happens");
+                let (o, p) = (clip.truth[onset][0], possible.truth[onset][0]);
+                let prev = clip.truth[onset - 1][0];
+                match v {
+                    Violation::Teleport => {
+                        let jump = (o.x - p.x).hypot(o.y - p.y);
+                        assert!(jump >= c.size as f32 / 3.0 - 1e-3, "{i}: jump {jump}");
+                    }
+                    Violation::Vanish => {
+                        assert!((onset..c.frames).all(|k| frame(k).iter().all(|&b| b == 0)));
+                    }
+                    Violation::Appear => {
+                        assert!((0..onset).all(|k| frame(k).iter().all(|&b| b == 0)));
+                        assert_eq!(frame(onset), twin(onset));
+                    }
+                    Violation::Identity => {
+                        assert_ne!(o.class, p.class);
+                        assert_eq!((o.x, o.y), (p.x, p.y));
+                    }
+                    Violation::Reverse => {
+                        // Straight back along the way it came, from no wall.
+                        if !possible.truth[onset][0].bounced && onset + 1 < c.frames {
+                            assert!((o.x - (prev.x - possible.truth[onset][0].vx)).abs() < 1e-4);
+                            assert!(!o.bounced);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn two_objects_are_max_composited() {
+        let c = MovingShapesConfig {
+            objects: 2,
+            ..MovingShapesConfig::default()
+        };
+        let m = shapes(c);
+        let one = shapes(MovingShapesConfig { objects: 1, ..c });
+        let clip = m.clip(3);
+        assert_eq!(clip.truth[0].len(), 2);
+        // The first object's draws are the one-object clip's.
+        assert_eq!(clip.truth[0][0], one.clip(3).truth[0][0]);
+        let lone = one.clip(3);
+        assert!(clip.pixels.iter().zip(&lone.pixels).all(|(a, b)| a >= b));
+    }
+
+    #[test]
+    fn noise_changes_every_frame() {
+        let c = MovingShapesConfig {
+            noise: 0.1,
+            ..MovingShapesConfig::default()
+        };
+        let m = shapes(c);
+        let clip = m.clip(0);
+        let fl = m.frame_len();
+        // A corner far from the object in two frames: different noise.
+        let corner = |t: usize| clip.pixels[t * fl..t * fl + 4].to_vec();
+        assert!((1..c.frames).any(|t| corner(t) != corner(0)));
+        assert_eq!(m.clip(0), clip);
+    }
+
+    #[test]
+    fn specs_set_what_they_name() {
+        let [train, test] = open_video(
+            "moving-shapes:objects=2,frames=20,size=64,speed=2-4,train=7,test=3",
+            5,
+        )
+        .unwrap();
+        let c = *train.config();
+        assert_eq!(
+            (c.objects, c.frames, c.size, c.speed, c.seed),
+            (2, 20, 64, (2.0, 4.0), 5)
+        );
+        assert_eq!((train.len(), test.len()), (7, 3));
+        for bad in [
+            "moving-shapes:size",
+            "moving-shapes:colour=red",
+            "moving-shapes:frames=x",
+            "fashion-mnist",
+        ] {
+            assert!(open_video(bad, 0).is_err(), "{bad}");
+        }
+        assert!(is_video("moving-shapes:size=64") && !is_video("synthetic"));
+    }
+
+    #[test]
+    fn impossible_configurations_are_errors() {
+        let d = MovingShapesConfig::default();
+        let bad = [
+            MovingShapesConfig { size: 12, ..d },
+            MovingShapesConfig { frames: 1, ..d },
+            MovingShapesConfig { objects: 0, ..d },
+            MovingShapesConfig {
+                radius: f32::NAN,
+                ..d
+            },
+            MovingShapesConfig {
+                speed: (3.0, 1.0),
+                ..d
+            },
+            MovingShapesConfig { noise: 2.0, ..d },
+            MovingShapesConfig { test_len: 0, ..d },
+        ];
+        for c in bad {
+            let e = MovingShapes::new(c, Split::Test).unwrap_err();
+            assert!(e.to_string().contains("moving shapes"), "{e}");
+        }
+        let e = MovingShapes::new(MovingShapesConfig { size: 12, ..d }, Split::Test)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("too small"), "{e}");
+    }
+}
