@@ -24,7 +24,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(batch_size as u64));
     // The image methods: a video step reads clips, not a batch of images.
-    for method in Method::ALL.into_iter().filter(|&m| m != Method::Pixel) {
+    for method in Method::ALL.into_iter().filter(|m| !m.is_video()) {
         let mut config = TrainConfig::defaults(method, "synthetic");
         config.batch_size = batch_size;
         config.synthetic_train = batch_size * 2;

@@ -244,7 +244,7 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
     let out = dir.to_str().unwrap();
     fails(
         &["train", "--method", "dino", "--out", out],
-        "unknown method 'dino' (expected vicreg, simclr, barlow, byol, simsiam, mae, denoise, vicreg+mae or pixel)",
+        "unknown method 'dino' (expected vicreg, simclr, barlow, byol, simsiam, mae, denoise, vicreg+mae, pixel or jepa)",
     );
     fails(
         &["train", "--temperature", "0.1", "--out", out],

@@ -16,7 +16,7 @@ use crate::{Error, Gpu, GpuOptions, Result};
 #[derive(Args, Debug, Default, Clone)]
 pub struct TrainArgs {
     /// Self-supervised method: vicreg, simclr, barlow, byol, simsiam, mae,
-    /// denoise or vicreg+mae on images; pixel on video.
+    /// denoise or vicreg+mae on images; pixel or jepa on video.
     #[arg(long)]
     pub method: Option<String>,
     /// Data: synthetic (embedded, no download), fashion-mnist[:DIR],
@@ -32,11 +32,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub projector: Option<String>,
     /// byol, simsiam: predictor widths after the projection, e.g. 512-128
-    /// (the last must equal the projection's width); pixel: the video
+    /// (the last must equal the projection's width); pixel, jepa: the video
     /// predictor's hidden channels, e.g. 128.
     #[arg(long)]
     pub predictor: Option<String>,
-    /// vicreg: invariance, variance and covariance weights, e.g. 25,25,1.
+    /// vicreg: invariance, variance and covariance weights, e.g. 25,25,1;
+    /// jepa: latent prediction, variance and covariance weights, e.g. 1,10,100.
     #[arg(long)]
     pub vicreg_coefficients: Option<String>,
     /// simclr: the temperature of the similarities.
@@ -46,7 +47,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub barlow_lambda: Option<f32>,
     /// byol: the target's EMA momentum at the first step, in [0, 1); it
-    /// rises to 1 on a cosine over the run.
+    /// rises to 1 on a cosine over the run. jepa: take the targets from an
+    /// EMA copy of the encoder with this (constant) momentum.
     #[arg(long)]
     pub ema_momentum: Option<f32>,
     /// mae, vicreg+mae: the side of a square patch, in pixels (it must
@@ -60,11 +62,11 @@ pub struct TrainArgs {
     /// std (on) or the pixels themselves (off).
     #[arg(long, value_parser = ["on", "off"])]
     pub norm_pix: Option<String>,
-    /// pixel: frames predicted in a row from each context pair in a
+    /// pixel, jepa: frames predicted in a row from each context pair in a
     /// training step (each from the prediction before).
     #[arg(long)]
     pub rollout: Option<usize>,
-    /// mae, denoise, vicreg+mae, pixel: the channels of each upsampling stage of
+    /// mae, denoise, vicreg+mae, pixel, jepa: the channels of each upsampling stage of
     /// the decoder, e.g. 64-32 (default: half the representation, then
     /// half again; one stage per doubling).
     #[arg(long)]
@@ -202,7 +204,8 @@ fn objective_flags(args: &TrainArgs, objective: &mut ObjectiveConfig) -> Result<
             ObjectiveConfig::Mae { decoder, .. }
             | ObjectiveConfig::Denoise { decoder, .. }
             | ObjectiveConfig::VicregMae { decoder, .. }
-            | ObjectiveConfig::Pixel { decoder, .. } => *decoder = widths,
+            | ObjectiveConfig::Pixel { decoder, .. }
+            | ObjectiveConfig::Jepa { decoder, .. } => *decoder = widths,
             _ => return foreign("--decoder"),
         }
     }
@@ -250,23 +253,27 @@ fn objective_flags(args: &TrainArgs, objective: &mut ObjectiveConfig) -> Result<
         match objective {
             ObjectiveConfig::Byol { predictor, .. }
             | ObjectiveConfig::Simsiam { predictor, .. } => *predictor = widths,
-            ObjectiveConfig::Pixel { hidden, .. } => match widths.as_slice() {
-                [w] => *hidden = *w,
-                _ => {
-                    return Err(Error::invalid(
-                        "train",
-                        format!(
-                            "--predictor for pixel is one width (its hidden channels), got {p}"
-                        ),
-                    ));
+            ObjectiveConfig::Pixel { hidden, .. } | ObjectiveConfig::Jepa { hidden, .. } => {
+                match widths.as_slice() {
+                    [w] => *hidden = *w,
+                    _ => {
+                        return Err(Error::invalid(
+                            "train",
+                            format!(
+                                "--predictor for {method} is one width (its hidden channels), got {p}"
+                            ),
+                        ));
+                    }
                 }
-            },
+            }
             _ => return foreign("--predictor"),
         }
     }
     if let Some(r) = args.rollout {
         match objective {
-            ObjectiveConfig::Pixel { rollout, .. } => *rollout = r,
+            ObjectiveConfig::Pixel { rollout, .. } | ObjectiveConfig::Jepa { rollout, .. } => {
+                *rollout = r
+            }
             _ => return foreign("--rollout"),
         }
     }
@@ -274,7 +281,8 @@ fn objective_flags(args: &TrainArgs, objective: &mut ObjectiveConfig) -> Result<
         let parsed = parse_coefficients(c)?;
         match objective {
             ObjectiveConfig::Vicreg { coefficients, .. }
-            | ObjectiveConfig::VicregMae { coefficients, .. } => *coefficients = parsed,
+            | ObjectiveConfig::VicregMae { coefficients, .. }
+            | ObjectiveConfig::Jepa { coefficients, .. } => *coefficients = parsed,
             _ => return foreign("--vicreg-coefficients"),
         }
     }
@@ -293,6 +301,7 @@ fn objective_flags(args: &TrainArgs, objective: &mut ObjectiveConfig) -> Result<
     if let Some(m) = args.ema_momentum {
         match objective {
             ObjectiveConfig::Byol { ema_momentum, .. } => *ema_momentum = m,
+            ObjectiveConfig::Jepa { ema_momentum, .. } => *ema_momentum = Some(m),
             _ => return foreign("--ema-momentum"),
         }
     }
@@ -433,7 +442,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 /// Whether the flags ask for a video run: a video data set or method, or
 /// the resumption of such a run.
 fn video_run(args: &TrainArgs) -> Result<bool> {
-    let video_method = |m: Method| m == Method::Pixel;
+    let video_method = Method::is_video;
     if let Some(dir) = &args.resume {
         let saved = checkpoint::read_config(dir)?;
         return Ok(video_method(saved.method()) || crate::data::is_video(&saved.data));

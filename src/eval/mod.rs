@@ -14,7 +14,7 @@ mod regression;
 pub use knn::{KNN_TEMPERATURE, knn};
 pub use pca::pca_2d;
 pub use probe::{ProbeConfig, ProbeResult, linear_probe};
-pub use regression::{LOCALISATION_TARGETS, RIDGE, localisation_targets, regression_probe};
+pub use regression::{LOCALISATION_TARGETS, RIDGE, Ridge, localisation_targets, regression_probe};
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;

@@ -77,7 +77,7 @@ pub fn regression_probe(
             None => Ok(len),
         }
     };
-    let (n, m, d) = check_splits(
+    let (_, m, _) = check_splits(
         op,
         train,
         len_of(train_targets)?,
@@ -87,48 +87,13 @@ pub fn regression_probe(
     train.same_gpu(test, op)?;
     let t = train_targets.len();
 
-    let train_x = train.to_vec()?;
-    let scaler = Standardizer::fit(&train_x, d);
-    let xs = scaler.apply(&train_x);
-    let y_mean: Vec<f64> = train_targets
-        .iter()
-        .map(|y| y.iter().map(|&v| v as f64).sum::<f64>() / n as f64)
-        .collect();
-    // Centred targets, row-major [N, T]: with standardised (zero-mean)
-    // features the intercept is the targets' mean.
-    let yc: Vec<f32> = (0..n)
-        .flat_map(|i| (0..t).map(move |j| (i, j)))
-        .map(|(i, j)| (train_targets[j][i] as f64 - y_mean[j]) as f32)
-        .collect();
-    let (gram, xty) = normal_equations(train.gpu(), &xs, &yc, n, d, t)?;
-
-    let mut a: Vec<f64> = gram.iter().map(|&v| v as f64).collect();
-    for i in 0..d {
-        a[i * d + i] += RIDGE * n as f64;
-    }
-    let l = cholesky(&mut a, d).ok_or_else(|| {
-        Error::invalid(
-            op,
-            "XᵀX + ridge is not positive definite (non-finite features?)",
-        )
-    })?;
-    let weights: Vec<Vec<f64>> = (0..t)
-        .map(|j| {
-            solve(
-                l,
-                d,
-                &(0..d).map(|i| xty[i * t + j] as f64).collect::<Vec<_>>(),
-            )
-        })
-        .collect();
-
-    let test_x = scaler.apply(&test.to_vec()?);
+    let ridge = Ridge::fit(train, train_targets)?;
+    let predicted = ridge.predict(&test.to_vec()?);
     let mut r2 = Vec::with_capacity(t);
     for (j, y) in test_targets.iter().enumerate() {
         let mean = y.iter().map(|&v| v as f64).sum::<f64>() / m as f64;
         let (mut ss_res, mut ss_tot) = (0f64, 0f64);
-        for (row, &truth) in test_x.chunks_exact(d).zip(y) {
-            let pred = y_mean[j] + row.iter().zip(&weights[j]).map(|(x, w)| x * w).sum::<f64>();
+        for (pred, &truth) in predicted[j].iter().zip(y) {
             ss_res += (truth as f64 - pred).powi(2);
             ss_tot += (truth as f64 - mean).powi(2);
         }
@@ -141,6 +106,105 @@ pub fn regression_probe(
         r2.push((1.0 - ss_res / ss_tot) as f32);
     }
     Ok(r2)
+}
+
+/// A ridge regression fitted to standardised features: what
+/// [`regression_probe`] scores, kept to apply to other features (a video
+/// predictor's predicted maps).
+pub struct Ridge {
+    scaler: Standardizer,
+    /// Per target: the intercept (the targets' mean) and the weights.
+    intercepts: Vec<f64>,
+    weights: Vec<Vec<f64>>,
+}
+
+impl Ridge {
+    /// Fits `targets` (one vector of N values per target) from `train`
+    /// `[N, D]` standardised, with the penalty [`RIDGE`] relative to N.
+    pub fn fit(train: &Tensor, targets: &[Vec<f32>]) -> Result<Ridge> {
+        Ridge::fit_scaled(train, targets, true)
+    }
+
+    /// [`Ridge::fit`] on features only centred, not scaled: for features
+    /// in one unit (pixels), where scaling would magnify those that
+    /// barely vary in the train split (a border pixel an object touched
+    /// once).
+    pub fn fit_centred(train: &Tensor, targets: &[Vec<f32>]) -> Result<Ridge> {
+        Ridge::fit_scaled(train, targets, false)
+    }
+
+    fn fit_scaled(train: &Tensor, targets: &[Vec<f32>], scale: bool) -> Result<Ridge> {
+        let op = "Ridge::fit";
+        let s = train.shape();
+        let (n, d) = match s {
+            [n, d] if *n >= 2 && *d >= 1 => (*n, *d),
+            _ => return Err(Error::shape(op, &[s], "expected [N >= 2, D] features")),
+        };
+        if targets.is_empty() || targets.iter().any(|y| y.len() != n) {
+            return Err(Error::invalid(
+                op,
+                format!("needs one or more targets of {n} values each"),
+            ));
+        }
+        let t = targets.len();
+        let train_x = train.to_vec()?;
+        let mut scaler = Standardizer::fit(&train_x, d);
+        if !scale {
+            scaler.inv_std.iter_mut().for_each(|s| *s = 1.0);
+        }
+        let xs = scaler.apply(&train_x);
+        let intercepts: Vec<f64> = targets
+            .iter()
+            .map(|y| y.iter().map(|&v| v as f64).sum::<f64>() / n as f64)
+            .collect();
+        // Centred targets, row-major [N, T]: with standardised (zero-mean)
+        // features the intercept is the targets' mean.
+        let yc: Vec<f32> = (0..n)
+            .flat_map(|i| (0..t).map(move |j| (i, j)))
+            .map(|(i, j)| (targets[j][i] as f64 - intercepts[j]) as f32)
+            .collect();
+        let (gram, xty) = normal_equations(train.gpu(), &xs, &yc, n, d, t)?;
+        let mut a: Vec<f64> = gram.iter().map(|&v| v as f64).collect();
+        for i in 0..d {
+            a[i * d + i] += RIDGE * n as f64;
+        }
+        let l = cholesky(&mut a, d).ok_or_else(|| {
+            Error::invalid(
+                op,
+                "XᵀX + ridge is not positive definite (non-finite features?)",
+            )
+        })?;
+        let weights = (0..t)
+            .map(|j| {
+                solve(
+                    l,
+                    d,
+                    &(0..d).map(|i| xty[i * t + j] as f64).collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        Ok(Ridge {
+            scaler,
+            intercepts,
+            weights,
+        })
+    }
+
+    /// The prediction of every target for each row of `x` (`[M, D]`,
+    /// row-major): one vector of M values per target.
+    pub fn predict(&self, x: &[f32]) -> Vec<Vec<f64>> {
+        let d = self.scaler.mean.len();
+        let xs = self.scaler.apply(x);
+        self.weights
+            .iter()
+            .zip(&self.intercepts)
+            .map(|(w, b)| {
+                xs.chunks_exact(d)
+                    .map(|row| b + row.iter().zip(w).map(|(x, w)| x * w).sum::<f64>())
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 /// XᵀX `[D, D]` and XᵀY `[D, T]` on the GPU, over row chunks that each fit

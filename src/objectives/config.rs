@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Byol, Denoise, InputSpec, JointEmbedding, MaskedAutoencoder, Objective, PixelPrediction,
-    SimSiam, VicregMae,
+    Byol, Denoise, InputSpec, JointEmbedding, LatentPrediction, MaskedAutoencoder, Objective,
+    PixelPrediction, SimSiam, VicregMae,
 };
 use crate::augment::{Corruption, check_mask};
 use crate::error::{Error, Result};
@@ -37,6 +37,10 @@ named_enum! {
         /// Video: predict the next frames in pixels from the two before,
         /// rolled out autoregressively (recurrent-free, SimVP-style).
         Pixel = "pixel",
+        /// Video: predict the next frames' feature maps from the two before
+        /// (the JEPA family), VICReg's variance and covariance keeping the
+        /// maps from collapsing.
+        Jepa = "jepa",
     }
 }
 
@@ -103,6 +107,24 @@ pub enum ObjectiveConfig {
         hidden: usize,
         decoder: Vec<usize>,
     },
+    Jepa {
+        rollout: usize,
+        hidden: usize,
+        /// Latent prediction, variance and covariance weights.
+        coefficients: [f32; 3],
+        /// Targets from an EMA copy of the encoder with this momentum;
+        /// `None`: from the encoder itself.
+        ema_momentum: Option<f32>,
+        /// The decoder that draws maps (trained on detached maps).
+        decoder: Vec<usize>,
+    },
+}
+
+impl Method {
+    /// Whether the method trains on clips.
+    pub fn is_video(self) -> bool {
+        matches!(self, Method::Pixel | Method::Jepa)
+    }
 }
 
 /// Frames a video predictor reads to predict the next one.
@@ -156,6 +178,7 @@ impl ObjectiveConfig {
             ObjectiveConfig::Denoise { .. } => Method::Denoise,
             ObjectiveConfig::VicregMae { .. } => Method::VicregMae,
             ObjectiveConfig::Pixel { .. } => Method::Pixel,
+            ObjectiveConfig::Jepa { .. } => Method::Jepa,
         }
     }
 
@@ -171,7 +194,8 @@ impl ObjectiveConfig {
             | ObjectiveConfig::VicregMae { projector, .. } => Some(projector),
             ObjectiveConfig::Mae { .. }
             | ObjectiveConfig::Denoise { .. }
-            | ObjectiveConfig::Pixel { .. } => None,
+            | ObjectiveConfig::Pixel { .. }
+            | ObjectiveConfig::Jepa { .. } => None,
         }
     }
 
@@ -181,7 +205,8 @@ impl ObjectiveConfig {
             ObjectiveConfig::Mae { decoder, .. }
             | ObjectiveConfig::Denoise { decoder, .. }
             | ObjectiveConfig::VicregMae { decoder, .. }
-            | ObjectiveConfig::Pixel { decoder, .. } => Some(decoder),
+            | ObjectiveConfig::Pixel { decoder, .. }
+            | ObjectiveConfig::Jepa { decoder, .. } => Some(decoder),
             _ => None,
         }
     }
@@ -212,10 +237,12 @@ impl ObjectiveConfig {
                 ratio: mask_ratio,
             },
             ObjectiveConfig::Denoise { corruption, .. } => InputSpec::Corrupted(corruption),
-            ObjectiveConfig::Pixel { rollout, .. } => InputSpec::Clip {
-                context: CONTEXT_FRAMES,
-                rollout,
-            },
+            ObjectiveConfig::Pixel { rollout, .. } | ObjectiveConfig::Jepa { rollout, .. } => {
+                InputSpec::Clip {
+                    context: CONTEXT_FRAMES,
+                    rollout,
+                }
+            }
             _ => InputSpec::Views(2),
         }
     }
@@ -263,7 +290,23 @@ impl ObjectiveConfig {
             ObjectiveConfig::Denoise { .. } => {}
             ObjectiveConfig::Pixel {
                 rollout, hidden, ..
+            }
+            | ObjectiveConfig::Jepa {
+                rollout, hidden, ..
             } => {
+                if let ObjectiveConfig::Jepa {
+                    coefficients,
+                    ema_momentum,
+                    ..
+                } = self
+                {
+                    check_coefficients(coefficients)?;
+                    if let Some(m) = ema_momentum
+                        && !(0.0..1.0).contains(m)
+                    {
+                        return bad(format!("--ema-momentum must be in [0, 1), got {m}"));
+                    }
+                }
                 if !(1..=64).contains(rollout) {
                     return bad(format!("--rollout must be 1 to 64 frames, got {rollout}"));
                 }
@@ -299,7 +342,8 @@ impl ObjectiveConfig {
                 ObjectiveConfig::Mae { decoder, .. }
                 | ObjectiveConfig::Denoise { decoder, .. }
                 | ObjectiveConfig::VicregMae { decoder, .. }
-                | ObjectiveConfig::Pixel { decoder, .. } => *decoder = widths,
+                | ObjectiveConfig::Pixel { decoder, .. }
+                | ObjectiveConfig::Jepa { decoder, .. } => *decoder = widths,
                 _ => {}
             }
         }
@@ -457,6 +501,29 @@ impl ObjectiveConfig {
                     }
                 )
             }
+            ObjectiveConfig::Jepa {
+                rollout,
+                hidden,
+                coefficients,
+                ema_momentum,
+                decoder,
+            } => {
+                s += &format!(
+                    " | context {CONTEXT_FRAMES} frames | rollout {rollout} | predictor hidden {hidden} | coefficients prediction {} variance {} covariance {} | targets {} | decoder {} (detached)",
+                    coefficients[0],
+                    coefficients[1],
+                    coefficients[2],
+                    match ema_momentum {
+                        Some(m) => format!("EMA encoder (momentum {m})"),
+                        None => "the encoder".to_string(),
+                    },
+                    if decoder.is_empty() {
+                        "auto".to_string()
+                    } else {
+                        dashed(decoder)
+                    }
+                )
+            }
         }
         s
     }
@@ -559,6 +626,27 @@ impl ObjectiveConfig {
                 decoder: decoder_arch(false).build_decoder(gpu, s2)?,
                 encoder: enc,
                 rollout: *rollout,
+            }),
+            ObjectiveConfig::Jepa {
+                rollout,
+                hidden,
+                coefficients,
+                ema_momentum,
+                ..
+            } => Box::new(LatentPrediction {
+                predictor: Arch::LatentPredictor {
+                    channels: enc.dim(),
+                    hidden: *hidden,
+                }
+                .build_predictor(gpu, s1)?,
+                decoder: decoder_arch(false).build_decoder(gpu, s2)?,
+                target_encoder: ema_momentum
+                    .map(|_| encoder.build_encoder(gpu, seed))
+                    .transpose()?,
+                encoder: enc,
+                rollout: *rollout,
+                coefficients: *coefficients,
+                ema_momentum: *ema_momentum,
             }),
         })
     }

@@ -24,6 +24,7 @@
 
 mod byol;
 mod config;
+mod jepa;
 mod joint;
 mod predict;
 mod reconstruct;
@@ -37,6 +38,7 @@ use crate::tensor::Tensor;
 
 pub use byol::Byol;
 pub use config::{CONTEXT_FRAMES, Method, ObjectiveConfig};
+pub use jepa::{LatentPrediction, positions as jepa_positions};
 pub use joint::JointEmbedding;
 pub use predict::PixelPrediction;
 pub use reconstruct::{Denoise, MaskedAutoencoder, VicregMae};
@@ -173,6 +175,37 @@ pub trait Objective {
     /// frames (each `[N, C, H, W]`), each predicted from the ones before
     /// it, in evaluation mode; `None` for the image methods.
     fn rollout(
+        &mut self,
+        _tape: &mut Tape,
+        _context: [&Tensor; 2],
+        _steps: usize,
+    ) -> Result<Option<Vec<Var>>> {
+        Ok(None)
+    }
+
+    /// For the video predictors: the squared error, summed per clip
+    /// (`[N]`), of predicting `next` from the two `context` frames, in the
+    /// space the method predicts in; `None`: in pixels, from
+    /// [`Objective::rollout`].
+    fn surprise(
+        &mut self,
+        _tape: &mut Tape,
+        _context: [&Tensor; 2],
+        _next: &Tensor,
+    ) -> Result<Option<Var>> {
+        Ok(None)
+    }
+
+    /// The encoder's feature maps of `frames` (`[N, C, H, W]`), in
+    /// evaluation mode: what the probes read.
+    fn latents(&mut self, tape: &mut Tape, frames: &Tensor) -> Result<Var> {
+        let x = tape.constant(frames)?;
+        self.encoder().feature_map(tape, x, false)
+    }
+
+    /// For the video predictors: the predicted feature maps of `steps`
+    /// frames after the two `context` frames, in evaluation mode.
+    fn latent_rollout(
         &mut self,
         _tape: &mut Tape,
         _context: [&Tensor; 2],

@@ -25,8 +25,8 @@ pub struct PixelPrediction {
 
 impl PixelPrediction {
     /// The maps of `steps` frames after the two context frames, each
-    /// predicted from the two maps before it, and each map drawn.
-    fn roll(
+    /// predicted from the two maps before it.
+    fn maps(
         &mut self,
         tape: &mut Tape,
         context: [&Tensor; 2],
@@ -37,11 +37,27 @@ impl PixelPrediction {
         let b = tape.constant(context[1])?;
         let mut prev = self.encoder.feature_map(tape, a, train)?;
         let mut cur = self.encoder.feature_map(tape, b, train)?;
-        let mut frames = Vec::with_capacity(steps);
+        let mut maps = Vec::with_capacity(steps);
         for _ in 0..steps {
             let next = self.predictor.predict(tape, prev, cur, train)?;
-            frames.push(self.decoder.forward(tape, next, train)?);
+            maps.push(next);
             (prev, cur) = (cur, next);
+        }
+        Ok(maps)
+    }
+
+    /// [`Self::maps`], each drawn as a frame.
+    fn roll(
+        &mut self,
+        tape: &mut Tape,
+        context: [&Tensor; 2],
+        steps: usize,
+        train: bool,
+    ) -> Result<Vec<Var>> {
+        let maps = self.maps(tape, context, steps, train)?;
+        let mut frames = Vec::with_capacity(steps);
+        for z in maps {
+            frames.push(self.decoder.forward(tape, z, train)?);
         }
         Ok(frames)
     }
@@ -114,5 +130,14 @@ impl Objective for PixelPrediction {
         steps: usize,
     ) -> Result<Option<Vec<Var>>> {
         self.roll(tape, context, steps, false).map(Some)
+    }
+
+    fn latent_rollout(
+        &mut self,
+        tape: &mut Tape,
+        context: [&Tensor; 2],
+        steps: usize,
+    ) -> Result<Option<Vec<Var>>> {
+        self.maps(tape, context, steps, false).map(Some)
     }
 }

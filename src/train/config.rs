@@ -271,6 +271,15 @@ impl TrainConfig {
                 hidden: 128,
                 decoder: vec![],
             },
+            // The variance and covariance weights of published
+            // VICReg-regularised latent video predictors.
+            Method::Jepa => ObjectiveConfig::Jepa {
+                rollout: 4,
+                hidden: 128,
+                coefficients: [1.0, 10.0, 100.0],
+                ema_momentum: None,
+                decoder: vec![],
+            },
         };
         // AdamW: LARS with the references' trust coefficient (0.001) moves
         // each layer by about lr x 0.001 of its norm per step, tuned for
@@ -286,7 +295,7 @@ impl TrainConfig {
             Method::Mae | Method::Denoise => ("adamw", 2e-3, 0.05),
             Method::VicregMae => ("adamw", 1e-3, 1e-4),
             // Adam at 1e-3 for a batch of 32 clips, as SimVP trains.
-            Method::Pixel => ("adamw", 8e-3, 1e-4),
+            Method::Pixel | Method::Jepa => ("adamw", 8e-3, 1e-4),
         };
         // On 28 x 28 grey images the ConvNet learns faster at 2e-3: VICReg's
         // kNN after one Fashion-MNIST epoch rose by about 0.4 points. In the
@@ -318,18 +327,19 @@ impl TrainConfig {
         // position) and varies colour, blur and noise.
         // The reconstruction methods learn from the image itself (MAE's own
         // crops and flips matter over hundreds of epochs, not a few).
-        let augment = if matches!(method, Method::Mae | Method::Denoise | Method::Pixel) || video {
-            "none"
-        } else if grey {
-            "light"
-        } else if synthetic {
-            "position-preserving"
-        } else {
-            match method {
-                Method::Simclr => "simclr",
-                _ => "vicreg",
-            }
-        };
+        let augment =
+            if matches!(method, Method::Mae | Method::Denoise) || method.is_video() || video {
+                "none"
+            } else if grey {
+                "light"
+            } else if synthetic {
+                "position-preserving"
+            } else {
+                match method {
+                    Method::Simclr => "simclr",
+                    _ => "vicreg",
+                }
+            };
         TrainConfig {
             objective,
             data: data.to_string(),

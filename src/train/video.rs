@@ -240,6 +240,13 @@ impl VideoTrainer {
             self.config.eval_test_images,
             STRIP_CLIPS,
         )?;
+        e.probes = Some(video_eval::probes(
+            &self.gpu,
+            self.objective.as_mut(),
+            &self.train,
+            &self.test,
+            self.config.eval_test_images,
+        )?);
         let pairs = VIOLATION_PAIRS.min(self.test.len());
         e.violation_pairs = pairs;
         e.violation_accuracy =

@@ -12,15 +12,31 @@
 //!    of predicting it from the two true frames before; a clip's surprise
 //!    is its largest from the violation's onset on. The score per
 //!    violation is how often the impossible clip is the more surprising of
-//!    the pair (ties count half): 50 % is chance.
+//!    the pair (ties count half): 50 % is chance. A method that predicts
+//!    in latent space measures its surprise there
+//!    ([`Objective::surprise`]).
+//! 3. **Probes** from the frozen feature maps (average-pooled 2x2, so a
+//!    map of 8x8 positions gives 16 x C features): a ridge regression of
+//!    the object's position from one frame's map and of its velocity
+//!    from two consecutive maps, fitted on train clips and scored on test
+//!    clips as RMSE in pixels and R²; then the position probe applied to
+//!    the predicted maps of a rollout, per horizon, beside copying the
+//!    last position and extrapolating at constant velocity (both from the
+//!    true positions), and beside the same position probe on raw pixels.
+//! 4. **Collapse monitors** of the per-position features of the test
+//!    maps: the std per channel (of L2-normalised rows) and the effective
+//!    rank.
 
 use serde::Serialize;
 
-use crate::autograd::Tape;
+use crate::autograd::{Tape, Var};
 use crate::data::{Clip, MovingShapes, Violation};
 use crate::error::{Error, Result};
+use crate::eval::Ridge;
 use crate::gpu::Gpu;
-use crate::objectives::{CONTEXT_FRAMES, Objective};
+use crate::kernels::pool::PoolWindow;
+use crate::loss::monitors;
+use crate::objectives::{CONTEXT_FRAMES, Objective, jepa_positions};
 use crate::tensor::Tensor;
 
 /// The longest rollout evaluated.
@@ -44,6 +60,32 @@ pub struct VideoEvaluation {
     /// Per violation, how often the impossible clip was the more
     /// surprising (0..1).
     pub violation_accuracy: Vec<(String, f64)>,
+    /// The probes and the collapse monitors.
+    pub probes: Option<Probes>,
+}
+
+/// What linear probes read from the frozen maps, and the collapse
+/// monitors of those maps.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Probes {
+    /// The position of the first object from one frame's map.
+    pub position_rmse: f64,
+    pub position_r2: f64,
+    /// Its velocity from two consecutive maps.
+    pub velocity_rmse: f64,
+    pub velocity_r2: f64,
+    /// The position probe on raw pixels, for comparison.
+    pub raw_pixels_position_rmse: f64,
+    /// Per horizon t+1, ...: the position probe on the predicted maps,
+    /// copying the last true position, and constant-velocity
+    /// extrapolation from the last two true positions.
+    pub rollout_position_rmse: Vec<f64>,
+    pub copy_last_position_rmse: Vec<f64>,
+    pub constant_velocity_rmse: Vec<f64>,
+    /// Collapse monitors of the per-position features.
+    pub std_mean: f64,
+    pub std_min: f64,
+    pub effective_rank: f64,
 }
 
 impl VideoEvaluation {
@@ -60,6 +102,24 @@ impl VideoEvaluation {
             at(&self.sse, last),
             at(&self.copy_last_sse, last),
         );
+        if let Some(p) = &self.probes {
+            let at4 = |v: &[f64]| v.get(3).or(v.last()).copied().unwrap_or(f64::NAN);
+            s += &format!(
+                " | probe position RMSE {:.2} px (R² {:.3}, raw pixels {:.2}), velocity {:.2} px/frame (R² {:.3}) | rolled-out position t+{} {:.2} px (copy-last {:.2}, constant velocity {:.2}) | std {:.3} (min {:.3}), eff. rank {:.1}",
+                p.position_rmse,
+                p.position_r2,
+                p.raw_pixels_position_rmse,
+                p.velocity_rmse,
+                p.velocity_r2,
+                p.rollout_position_rmse.len().min(4),
+                at4(&p.rollout_position_rmse),
+                at4(&p.copy_last_position_rmse),
+                at4(&p.constant_velocity_rmse),
+                p.std_mean,
+                p.std_min,
+                p.effective_rank
+            );
+        }
         if !self.violation_accuracy.is_empty() {
             s += " | surprise accuracy";
             for (name, a) in &self.violation_accuracy {
@@ -211,6 +271,239 @@ pub fn surprise(
             let truth = &clips[i].pixels[t * fl..(t + 1) * fl];
             out[i].push(sse(truth, &values[k * fl..(k + 1) * fl]));
         }
+    }
+    Ok(out)
+}
+
+/// Train clips the probes are fitted on, and the frames of each they use.
+const PROBE_TRAIN_CLIPS: usize = 1000;
+const PROBE_FRAMES: [usize; 4] = [1, 3, 5, 7];
+
+/// A map average-pooled over `pool` x `pool` windows and flattened: `[N,
+/// C h/pool w/pool]`.
+fn probe_features(tape: &mut Tape, z: Var, pool: usize) -> Result<Var> {
+    let s = tape.shape(z)?.to_vec();
+    let pooled = if s[2] >= pool && s[3] >= pool && pool > 1 {
+        tape.avg_pool2d(
+            z,
+            PoolWindow {
+                kernel: pool,
+                stride: pool,
+                padding: 0,
+            },
+        )?
+    } else {
+        z
+    };
+    let p = tape.shape(pooled)?.to_vec();
+    tape.reshape(pooled, &[p[0], p[1..].iter().product()])
+}
+
+/// The pooling of the position probe's features (a map of 8x8 positions
+/// gives 4x4 x C) and of the velocity probe's (2x2 x C for each of two
+/// frames): few enough features for the train frames to determine.
+const POSITION_POOL: usize = 2;
+const VELOCITY_POOL: usize = 4;
+
+/// The probe features of frame `t` of each clip, and (with
+/// `with_previous`) of the frame before, side by side.
+fn features_of(
+    gpu: &Gpu,
+    objective: &mut dyn Objective,
+    clips: &[&Clip],
+    t: usize,
+    side: usize,
+    with_previous: bool,
+) -> Result<Vec<f32>> {
+    let mut rows = Vec::new();
+    for chunk in clips.chunks(BATCH * 2) {
+        let mut tape = Tape::no_grad(gpu);
+        let now = frame_batch(gpu, chunk, t, side)?;
+        let z = objective.latents(&mut tape, &now)?;
+        let pool = if with_previous {
+            VELOCITY_POOL
+        } else {
+            POSITION_POOL
+        };
+        let f = probe_features(&mut tape, z, pool)?;
+        let cur = tape.value(f)?.to_vec()?;
+        let d = cur.len() / chunk.len();
+        if with_previous {
+            let before = frame_batch(gpu, chunk, t - 1, side)?;
+            let zp = objective.latents(&mut tape, &before)?;
+            let fp = probe_features(&mut tape, zp, pool)?;
+            let prev = tape.value(fp)?.to_vec()?;
+            for i in 0..chunk.len() {
+                rows.extend_from_slice(&prev[i * d..(i + 1) * d]);
+                rows.extend_from_slice(&cur[i * d..(i + 1) * d]);
+            }
+        } else {
+            rows.extend(cur);
+        }
+    }
+    Ok(rows)
+}
+
+/// Root mean squared distance between predicted and true points.
+fn rmse(pred: &[Vec<f64>], truth: &[[f64; 2]]) -> f64 {
+    let n = truth.len().max(1) as f64;
+    let sum: f64 = truth
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (pred[0][i] - t[0]).powi(2) + (pred[1][i] - t[1]).powi(2))
+        .sum();
+    (sum / n).sqrt()
+}
+
+/// R² of a two-column prediction, pooled over both columns.
+fn r2(pred: &[Vec<f64>], truth: &[[f64; 2]]) -> f64 {
+    let n = truth.len().max(1) as f64;
+    let mean = [0, 1].map(|k| truth.iter().map(|t| t[k]).sum::<f64>() / n);
+    let (mut res, mut tot) = (0.0, 0.0);
+    for (i, t) in truth.iter().enumerate() {
+        for k in 0..2 {
+            res += (pred[k][i] - t[k]).powi(2);
+            tot += (t[k] - mean[k]).powi(2);
+        }
+    }
+    1.0 - res / tot.max(1e-12)
+}
+
+fn columns(points: &[[f64; 2]]) -> Vec<Vec<f32>> {
+    (0..2)
+        .map(|k| points.iter().map(|p| p[k] as f32).collect())
+        .collect()
+}
+
+/// Every probe and monitor of [`Probes`]: fitted on the first train clips,
+/// scored on the first `count` test clips (0: all).
+pub fn probes(
+    gpu: &Gpu,
+    objective: &mut dyn Objective,
+    train: &MovingShapes,
+    test: &MovingShapes,
+    count: usize,
+) -> Result<Probes> {
+    let c = test.config();
+    let side = c.size;
+    let horizon = MAX_HORIZON.min(c.frames - CONTEXT_FRAMES);
+    let count = if count == 0 {
+        test.len()
+    } else {
+        count.min(test.len())
+    };
+    let train_clips: Vec<Clip> = (0..PROBE_TRAIN_CLIPS.min(train.len()))
+        .map(|i| train.clip(i))
+        .collect();
+    let test_clips: Vec<Clip> = (0..count).map(|i| test.clip(i)).collect();
+    let (tr, te): (Vec<&Clip>, Vec<&Clip>) =
+        (train_clips.iter().collect(), test_clips.iter().collect());
+    let at = |clips: &[&Clip], t: usize| -> Vec<[f64; 2]> {
+        clips
+            .iter()
+            .map(|c| [c.truth[t][0].x as f64, c.truth[t][0].y as f64])
+            .collect()
+    };
+    let motion = |clips: &[&Clip], t: usize| -> Vec<[f64; 2]> {
+        clips
+            .iter()
+            .map(|c| [c.truth[t][0].vx as f64, c.truth[t][0].vy as f64])
+            .collect()
+    };
+    let upload = |rows: Vec<f32>, n: usize| -> Result<Tensor> {
+        let d = rows.len() / n.max(1);
+        Tensor::from_slice(gpu, &rows, &[n, d])
+    };
+    // Position and velocity, from frames of the train clips.
+    let (mut pos_x, mut vel_x, mut pos_y, mut vel_y) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut raw_x = Vec::new();
+    for &t in PROBE_FRAMES.iter().filter(|&&t| t >= 1 && t < c.frames) {
+        pos_x.extend(features_of(gpu, objective, &tr, t, side, false)?);
+        vel_x.extend(features_of(gpu, objective, &tr, t, side, true)?);
+        pos_y.extend(at(&tr, t));
+        vel_y.extend(motion(&tr, t));
+        for clip in &tr {
+            raw_x.extend(
+                clip.pixels[t * side * side..(t + 1) * side * side]
+                    .iter()
+                    .map(|&b| b as f32 / 255.0),
+            );
+        }
+    }
+    let n = pos_y.len();
+    let position = Ridge::fit(&upload(pos_x, n)?, &columns(&pos_y))?;
+    let velocity = Ridge::fit(&upload(vel_x, n)?, &columns(&vel_y))?;
+    let raw = Ridge::fit_centred(&upload(raw_x, n)?, &columns(&pos_y))?;
+
+    // Scored on the last context frame of the test clips.
+    let t = CONTEXT_FRAMES - 1;
+    let test_pos = at(&te, t);
+    let p = position.predict(&features_of(gpu, objective, &te, t, side, false)?);
+    let v = velocity.predict(&features_of(gpu, objective, &te, t, side, true)?);
+    let test_vel = motion(&te, t);
+    let raw_rows: Vec<f32> = te
+        .iter()
+        .flat_map(|c| {
+            c.pixels[t * side * side..(t + 1) * side * side]
+                .iter()
+                .map(|&b| b as f32 / 255.0)
+        })
+        .collect();
+    let mut out = Probes {
+        position_rmse: rmse(&p, &test_pos),
+        position_r2: r2(&p, &test_pos),
+        velocity_rmse: rmse(&v, &test_vel),
+        velocity_r2: r2(&v, &test_vel),
+        raw_pixels_position_rmse: rmse(&raw.predict(&raw_rows), &test_pos),
+        ..Probes::default()
+    };
+
+    // The position probe on the predicted maps of each horizon.
+    let mut sq = vec![0.0; horizon];
+    let mut rows_for_monitors: Option<Tensor> = None;
+    for chunk in te.chunks(BATCH) {
+        let a = frame_batch(gpu, chunk, 0, side)?;
+        let b = frame_batch(gpu, chunk, 1, side)?;
+        let mut tape = Tape::no_grad(gpu);
+        if rows_for_monitors.is_none() {
+            let z = objective.latents(&mut tape, &b)?;
+            let r = jepa_positions(&mut tape, z)?;
+            rows_for_monitors = Some(tape.value(r)?.clone());
+        }
+        let Some(maps) = objective.latent_rollout(&mut tape, [&a, &b], horizon)? else {
+            break;
+        };
+        for (k, z) in maps.into_iter().enumerate() {
+            let f = probe_features(&mut tape, z, POSITION_POOL)?;
+            let pred = position.predict(&tape.value(f)?.to_vec()?);
+            for (i, clip) in chunk.iter().enumerate() {
+                let truth = clip.truth[CONTEXT_FRAMES + k][0];
+                sq[k] +=
+                    (pred[0][i] - truth.x as f64).powi(2) + (pred[1][i] - truth.y as f64).powi(2);
+            }
+        }
+    }
+    let n = te.len().max(1) as f64;
+    out.rollout_position_rmse = sq.iter().map(|s| (s / n).sqrt()).collect();
+    for k in 0..horizon {
+        let (mut copy, mut constant) = (0.0, 0.0);
+        for clip in &te {
+            let (p0, p1) = (clip.truth[0][0], clip.truth[1][0]);
+            let truth = clip.truth[CONTEXT_FRAMES + k][0];
+            let h = (k + 1) as f32;
+            let (cx, cy) = (p1.x + h * (p1.x - p0.x), p1.y + h * (p1.y - p0.y));
+            copy += ((p1.x - truth.x).powi(2) + (p1.y - truth.y).powi(2)) as f64;
+            constant += ((cx - truth.x).powi(2) + (cy - truth.y).powi(2)) as f64;
+        }
+        out.copy_last_position_rmse.push((copy / n).sqrt());
+        out.constant_velocity_rmse.push((constant / n).sqrt());
+    }
+    if let Some(rows) = rows_for_monitors {
+        let stats = monitors::normalized_std(&rows)?;
+        out.std_mean = stats.mean_std;
+        out.std_min = stats.min_std;
+        out.effective_rank = monitors::effective_rank(&rows)?;
     }
     Ok(out)
 }
