@@ -258,6 +258,30 @@ fn a_tiny_jepa_run_learns_and_resumes_exactly() {
     let names = darkmatter::nn::read_parts(&whole.join("checkpoint.safetensors")).unwrap();
     assert!(names.iter().any(|p| p.prefix == "target_encoder"));
 
+    // The checkpoint rolls out as a GIF and a surprise plot, and `eval`
+    // reports what the last epoch did.
+    let (gif, png) = (whole.join("r.gif"), whole.join("s.png"));
+    let (g, p) = (gif.to_str().unwrap(), png.to_str().unwrap());
+    run(&[
+        "predict",
+        "--checkpoint",
+        d,
+        "--out",
+        g,
+        "--surprise",
+        p,
+        "--violation",
+        "vanish",
+    ]);
+    assert!(std::fs::read(&gif).unwrap().starts_with(b"GIF89a"));
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    let out = run(&["eval", "--checkpoint", d, "--baseline", "random"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sse_line =
+        |r: &serde_json::Value| format!("SSE/frame t+1 {:.1}", r["sse"][0].as_f64().unwrap());
+    assert!(text.contains(&sse_line(trained)), "{text}");
+    assert!(text.contains("baseline: random init"), "{text}");
+
     let split = scratch("jepa-split");
     let s = split.to_str().unwrap();
     let mut args = TINY.to_vec();
@@ -380,6 +404,10 @@ fn bad_video_input_is_a_one_line_error() {
                 o,
             ],
             "--predictor for jepa is one width",
+        ),
+        (
+            &["predict", "--checkpoint", o, "--violation", "fly"],
+            "unknown violation 'fly' (expected teleport, vanish, appear, identity or reverse)",
         ),
     ];
     for (args, needle) in cases {

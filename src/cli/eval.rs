@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use crate::data::Split;
-use crate::train::{self, checkpoint, features, finetune, reconstruction};
+use crate::train::{self, checkpoint, features, finetune, reconstruction, video_eval};
 use crate::{Error, Gpu, Result};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -76,6 +76,66 @@ fn finetune_line(
     Ok(())
 }
 
+/// A video checkpoint's rollout errors, probes and surprise accuracy on
+/// the test clips of `data`, and with `--baseline random` those of a
+/// random-init model of its configuration.
+fn video(gpu: &Gpu, mut l: checkpoint::Loaded, data: &str, args: &EvalArgs) -> Result<()> {
+    if !crate::data::is_video(data) {
+        return Err(Error::invalid(
+            "eval",
+            format!(
+                "the checkpoint is a video predictor ({}): evaluate it on video data (moving-shapes), not {data}",
+                l.config.method()
+            ),
+        ));
+    }
+    if args.finetune.is_some() || args.baseline.iter().any(|b| matches!(b, Baseline::Raw)) {
+        return Err(Error::invalid(
+            "eval",
+            "a video checkpoint takes --baseline random (its report includes the raw-pixel probe); --finetune is for image encoders",
+        ));
+    }
+    let [train_clips, test_clips] = crate::data::open_video(data, l.config.seed)?;
+    let c = test_clips.config();
+    if l.image_size.is_some_and(|s| s != (c.size, c.size)) {
+        return Err(Error::invalid(
+            "eval",
+            format!(
+                "the checkpoint was trained on frames of {:?}, {data} has {}x{}",
+                l.image_size.unwrap_or_default(),
+                c.size,
+                c.size
+            ),
+        ));
+    }
+    println!(
+        "data {data}: {} train / {} test clips",
+        train_clips.len(),
+        test_clips.len()
+    );
+    let (e, _) = video_eval::evaluate(
+        gpu,
+        l.objective.as_mut(),
+        &train_clips,
+        &test_clips,
+        args.eval_images,
+    )?;
+    println!("{:<22} {}", "checkpoint", e.line());
+    if args.baseline.iter().any(|b| matches!(b, Baseline::Random)) {
+        let arch = l.config.encoder.arch(1);
+        let mut random = l.config.objective.build(gpu, &arch, args.seed)?;
+        let (e, _) = video_eval::evaluate(
+            gpu,
+            random.as_mut(),
+            &train_clips,
+            &test_clips,
+            args.eval_images,
+        )?;
+        println!("{:<22} {}", "baseline: random init", e.line());
+    }
+    Ok(())
+}
+
 fn report(name: &str, e: &features::Evaluation) {
     let accuracy = match &e.accuracy {
         Some(a) => format!(
@@ -131,6 +191,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         .clone()
         .or_else(|| loaded.as_ref().map(|l| l.config.data.clone()))
         .unwrap_or_else(|| "synthetic".into());
+    let loaded = match loaded {
+        Some(l) if l.config.method().is_video() => return video(&gpu, l, &data, args),
+        other => other,
+    };
     let mut config = loaded.as_ref().map_or_else(
         || train::TrainConfig::defaults(train::Method::Vicreg, &data),
         |l| l.config.clone(),

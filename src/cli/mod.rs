@@ -4,6 +4,7 @@ mod augment;
 mod embed;
 mod eval;
 mod info;
+mod predict;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,10 @@ pub enum Command {
     /// the preset makes of it (normalisation undone), upscaled with
     /// nearest-neighbour sampling: what the network will see.
     Augment(augment::AugmentArgs),
+    /// Roll a video checkpoint out: an animated GIF of a test clip beside
+    /// its prediction, and the surprise over time of the clip and of an
+    /// impossible twin.
+    Predict(predict::PredictArgs),
 }
 
 /// Runs the command line; returns the process exit code: 0, or 2 with a
@@ -50,6 +55,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Embed(args) => embed::run(&args),
         Command::Augment(args) => augment::run(&args),
         Command::Info(args) => info::run(&args),
+        Command::Predict(args) => predict::run(&args),
     };
     match result {
         Ok(()) => 0,

@@ -196,6 +196,16 @@ pub fn accuracy_curves(path: impl AsRef<Path>, series: &[(&str, Vec<(u32, f32)>)
     curves(path.as_ref(), titles, &series, font_available())
 }
 
+/// Surprise (prediction error) against the frame, one line per clip.
+pub fn surprise_curves(path: impl AsRef<Path>, series: &[(&str, Vec<(f64, f64)>)]) -> Result<()> {
+    let titles = Titles {
+        title: "surprise over time",
+        x: "frame",
+        y: "prediction error",
+    };
+    curves(path.as_ref(), titles, series, font_available())
+}
+
 /// A scatter of 2-D points (e.g. [`pca_2d`](crate::eval::pca_2d) of test
 /// features) coloured by class, with a legend naming each class that
 /// occurs: `class_names[label]` where given, else the label's number.

@@ -29,12 +29,6 @@ use crate::optim::{Optimizer, WarmupCosine};
 /// Keeps the window draws apart from every other keyed stream.
 const WINDOW_TAG: u64 = 0x5749_4e44_4f57_5354; // "WINDOWST"
 
-/// Clip pairs per violation in the per-epoch evaluation.
-pub const VIOLATION_PAIRS: usize = 200;
-
-/// Rows of the rollout picture.
-const STRIP_CLIPS: usize = 4;
-
 /// Pixels need no normalisation: frames are in [0, 1] and predicted so.
 const IDENTITY: Normalize = Normalize {
     mean: [0.0; 3],
@@ -233,25 +227,13 @@ impl VideoTrainer {
     /// Every evaluation of the current model, and the rollout picture's
     /// clips.
     pub fn evaluate(&mut self) -> Result<(VideoEvaluation, video_eval::Strip)> {
-        let (mut e, strip) = video_eval::rollout_errors(
-            &self.gpu,
-            self.objective.as_mut(),
-            &self.test,
-            self.config.eval_test_images,
-            STRIP_CLIPS,
-        )?;
-        e.probes = Some(video_eval::probes(
+        video_eval::evaluate(
             &self.gpu,
             self.objective.as_mut(),
             &self.train,
             &self.test,
             self.config.eval_test_images,
-        )?);
-        let pairs = VIOLATION_PAIRS.min(self.test.len());
-        e.violation_pairs = pairs;
-        e.violation_accuracy =
-            video_eval::violation_accuracy(&self.gpu, self.objective.as_mut(), &self.test, pairs)?;
-        Ok((e, strip))
+        )
     }
 
     /// Runs the remaining epochs; evaluates the random-init model first on

@@ -130,6 +130,30 @@ impl VideoEvaluation {
     }
 }
 
+/// Clip pairs per violation in an evaluation.
+pub const VIOLATION_PAIRS: usize = 200;
+
+/// Rows of the rollout picture.
+pub const STRIP_CLIPS: usize = 4;
+
+/// Every evaluation of `objective` on the first `count` test clips (0:
+/// all), the probes fitted on train clips; and the rollout picture's
+/// clips.
+pub fn evaluate(
+    gpu: &Gpu,
+    objective: &mut dyn Objective,
+    train: &MovingShapes,
+    test: &MovingShapes,
+    count: usize,
+) -> Result<(VideoEvaluation, Strip)> {
+    let (mut e, strip) = rollout_errors(gpu, objective, test, count, STRIP_CLIPS)?;
+    e.probes = Some(probes(gpu, objective, train, test, count)?);
+    let pairs = VIOLATION_PAIRS.min(test.len());
+    e.violation_pairs = pairs;
+    e.violation_accuracy = violation_accuracy(gpu, objective, test, pairs)?;
+    Ok((e, strip))
+}
+
 /// Frame `t` of each clip as one `[N, 1, H, W]` tensor in [0, 1].
 pub fn frame_batch(gpu: &Gpu, clips: &[&Clip], t: usize, side: usize) -> Result<Tensor> {
     let fl = side * side;
