@@ -260,21 +260,26 @@ pub fn rollout_errors(
     Ok((e, strip))
 }
 
-/// The surprise of every frame from the third on: the squared error of
-/// predicting it from the two true frames before it, `[clip][t - 2]`.
+/// The surprise of the frames of each clip from frame `from[i]` on (and
+/// never before the third): the squared error of predicting a frame from
+/// the two true frames before it, `[clip][t - 2]`, NaN where not computed.
 pub fn surprise(
     gpu: &Gpu,
     objective: &mut dyn Objective,
     clips: &[&Clip],
     side: usize,
+    from: &[usize],
 ) -> Result<Vec<Vec<f64>>> {
     let fl = side * side;
     let frames = clips.first().map_or(0, |c| c.pixels.len() / fl);
     let steps = frames.saturating_sub(CONTEXT_FRAMES);
     // Every (clip, t) pair as one item of a batch: the two frames before t.
-    let mut out = vec![Vec::with_capacity(steps); clips.len()];
+    let mut out = vec![vec![f64::NAN; steps]; clips.len()];
     let items: Vec<(usize, usize)> = (0..clips.len())
-        .flat_map(|i| (CONTEXT_FRAMES..frames).map(move |t| (i, t)))
+        .flat_map(|i| {
+            let start = from.get(i).copied().unwrap_or(0).max(CONTEXT_FRAMES);
+            (start..frames).map(move |t| (i, t))
+        })
         .collect();
     for chunk in items.chunks(BATCH * 4) {
         let frame_of = |back: usize| -> Result<Tensor> {
@@ -285,22 +290,29 @@ pub fn surprise(
             }
             Tensor::from_slice(gpu, &data, &[chunk.len(), 1, side, side])
         };
-        let (a, b) = (frame_of(2)?, frame_of(1)?);
+        let (a, b, next) = (frame_of(2)?, frame_of(1)?, frame_of(0)?);
         let mut tape = Tape::no_grad(gpu);
+        if let Some(per_clip) = objective.surprise(&mut tape, [&a, &b], &next)? {
+            let values = tape.value(per_clip)?.to_vec()?;
+            for (&(i, t), v) in chunk.iter().zip(values) {
+                out[i][t - CONTEXT_FRAMES] = v as f64;
+            }
+            continue;
+        }
         let predicted = objective
             .rollout(&mut tape, [&a, &b], 1)?
             .ok_or_else(|| Error::invalid("video", "this method does not predict frames"))?;
         let values = tape.value(predicted[0])?.to_vec()?;
         for (k, &(i, t)) in chunk.iter().enumerate() {
             let truth = &clips[i].pixels[t * fl..(t + 1) * fl];
-            out[i].push(sse(truth, &values[k * fl..(k + 1) * fl]));
+            out[i][t - CONTEXT_FRAMES] = sse(truth, &values[k * fl..(k + 1) * fl]);
         }
     }
     Ok(out)
 }
 
 /// Train clips the probes are fitted on, and the frames of each they use.
-const PROBE_TRAIN_CLIPS: usize = 1000;
+const PROBE_TRAIN_CLIPS: usize = 500;
 const PROBE_FRAMES: [usize; 4] = [1, 3, 5, 7];
 
 /// A map average-pooled over `pool` x `pool` windows and flattened: `[N,
@@ -533,12 +545,13 @@ pub fn probes(
 }
 
 /// The peak surprise from frame `onset` on (frames before the third have
-/// none).
+/// none; NaN, not computed, is skipped).
 fn peak(surprise: &[f64], onset: usize) -> f64 {
     surprise
         .iter()
         .skip(onset.saturating_sub(CONTEXT_FRAMES))
         .copied()
+        .filter(|v| v.is_finite())
         .fold(f64::NEG_INFINITY, f64::max)
 }
 
@@ -554,12 +567,23 @@ pub fn violation_accuracy(
     let pairs = pairs.min(test.len());
     let possible: Vec<Clip> = (0..pairs).map(|i| test.clip(i)).collect();
     let refs: Vec<&Clip> = possible.iter().collect();
-    let calm = surprise(gpu, objective, &refs, side)?;
+    // Only frames from an onset on are compared.
+    let first_onset: Vec<usize> = (0..pairs)
+        .map(|i| {
+            Violation::ALL
+                .iter()
+                .map(|&v| test.onset(i, v))
+                .min()
+                .unwrap_or(0)
+        })
+        .collect();
+    let calm = surprise(gpu, objective, &refs, side, &first_onset)?;
     let mut out = Vec::new();
     for v in Violation::ALL {
         let violated: Vec<_> = (0..pairs).map(|i| test.violated(i, v)).collect();
         let refs: Vec<&Clip> = violated.iter().map(|x| &x.clip).collect();
-        let shocked = surprise(gpu, objective, &refs, side)?;
+        let onsets: Vec<usize> = violated.iter().map(|x| x.onset).collect();
+        let shocked = surprise(gpu, objective, &refs, side, &onsets)?;
         let mut score = 0.0;
         for (i, x) in violated.iter().enumerate() {
             let (a, b) = (peak(&shocked[i], x.onset), peak(&calm[i], x.onset));
