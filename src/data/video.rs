@@ -26,10 +26,12 @@
 //! them instead, and from its onset on is the twin).
 
 use std::f32::consts::TAU;
+use std::path::Path;
+use std::sync::Arc;
 
 use super::rng::CounterRng;
 use super::synthetic::Placed;
-use super::{DataError, Shape, Split};
+use super::{DataError, Dataset, IdxDataset, Shape, Split};
 use crate::named::named_enum;
 
 /// Keeps moving-shapes streams apart from every other keyed stream.
@@ -139,13 +141,30 @@ struct Draw {
     jump: [f32; 2],
     /// What an identity change turns into.
     other_class: u32,
+    /// The item drawn (and the one an identity change turns into), when
+    /// the clips move items rather than shapes.
+    item: usize,
+    other_item: usize,
 }
 
-/// A split of the moving-shapes data set; see the module documentation.
-#[derive(Clone, Debug)]
+/// A split of a moving-objects data set; see the module documentation.
+#[derive(Clone)]
 pub struct MovingShapes {
     config: MovingShapesConfig,
     split: Split,
+    /// Images to move instead of shapes (Moving MNIST's digits), from the
+    /// same split of an image data set.
+    items: Option<Arc<dyn Dataset>>,
+}
+
+impl std::fmt::Debug for MovingShapes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MovingShapes")
+            .field("config", &self.config)
+            .field("split", &self.split)
+            .field("items", &self.items.as_ref().map(|d| d.name().to_string()))
+            .finish()
+    }
 }
 
 impl MovingShapes {
@@ -195,7 +214,40 @@ impl MovingShapes {
         if len == 0 {
             return bad(format!("the {split} split has no clips"));
         }
-        Ok(MovingShapes { config, split })
+        Ok(MovingShapes {
+            config,
+            split,
+            items: None,
+        })
+    }
+
+    /// Clips of the grey images of `items` instead of shapes, each placed
+    /// by its centre, with `config.radius` half its side (Moving MNIST:
+    /// 28 x 28 digits, radius 14).
+    pub fn with_items(
+        config: MovingShapesConfig,
+        split: Split,
+        items: Arc<dyn Dataset>,
+    ) -> Result<Self, DataError> {
+        let mut m = MovingShapes::new(config, split)?;
+        let (h, w) = (items.height(), items.width());
+        if items.channels() != 1
+            || h != w
+            || (h as f32) > 2.0 * config.radius + 0.5
+            || items.len() < 2
+        {
+            return Err(DataError::Config(format!(
+                "moving {}: the items must be grey, square, two or more, and fit a radius of {} ({}x{}x{}, {} of them)",
+                items.name(),
+                config.radius,
+                h,
+                w,
+                items.channels(),
+                items.len()
+            )));
+        }
+        m.items = Some(items);
+        Ok(m)
     }
 
     pub fn config(&self) -> &MovingShapesConfig {
@@ -233,8 +285,23 @@ impl MovingShapes {
         (0..c.objects)
             .map(|_| {
                 let shapes = Shape::ALL.len() as u64;
-                let class = rng.below(shapes) as u32;
-                let other_class = ((class as u64 + 1 + rng.below(shapes - 1)) % shapes) as u32;
+                let mut class = rng.below(shapes) as u32;
+                let mut other_class = ((class as u64 + 1 + rng.below(shapes - 1)) % shapes) as u32;
+                let (mut item, mut other_item) = (0, 0);
+                if let Some(items) = &self.items {
+                    let n = items.len() as u64;
+                    item = rng.below(n) as usize;
+                    class = items.label(item).unwrap_or(0);
+                    // Another item, of another class where labels allow.
+                    other_item = (item + 1 + rng.below(n - 1) as usize) % items.len();
+                    for _ in 0..16 {
+                        if items.label(other_item) != Some(class) {
+                            break;
+                        }
+                        other_item = (item + 1 + rng.below(n - 1) as usize) % items.len();
+                    }
+                    other_class = items.label(other_item).unwrap_or(0);
+                }
                 let rotation = rng.range(0.0, TAU);
                 let start = [rng.range(lo, hi), rng.range(lo, hi)];
                 let speed = rng.range(c.speed.0, c.speed.1);
@@ -246,6 +313,8 @@ impl MovingShapes {
                     velocity: [speed * angle.cos(), speed * angle.sin()],
                     jump: [rng.next_f32(), rng.next_f32()],
                     other_class,
+                    item,
+                    other_item,
                 }
             })
             .collect()
@@ -391,19 +460,38 @@ impl MovingShapes {
         let n = c.size;
         let mut pixels = vec![0u8; c.frames * n * n];
         let mut truth = Vec::with_capacity(c.frames);
+        // Each object's item image and the one it may turn into.
+        let images: Vec<[Vec<u8>; 2]> = match &self.items {
+            Some(items) => draws
+                .iter()
+                .map(|d| [items.image(d.item), items.image(d.other_item)])
+                .collect(),
+            None => Vec::new(),
+        };
         for (t, frame) in pixels.chunks_exact_mut(n * n).enumerate() {
             let states: Vec<ObjectTruth> = paths.iter().map(|p| p[t]).collect();
-            let placed: Vec<Placed> = states
+            let placed: Vec<Stamp<'_>> = states
                 .iter()
                 .zip(&draws)
-                .filter(|(s, _)| s.visible)
-                .map(|(s, d)| {
-                    Placed::at(
+                .enumerate()
+                .filter(|(_, (s, _))| s.visible)
+                .map(|(k, (s, d))| match images.get(k) {
+                    Some([first, other]) => {
+                        let changed = k == 0
+                            && matches!(violation, Some((Violation::Identity, onset)) if t >= onset);
+                        let image = if changed { other } else { first };
+                        Stamp::Item {
+                            image,
+                            side: (image.len() as f32).sqrt() as usize,
+                            centre: [s.x, s.y],
+                        }
+                    }
+                    None => Stamp::Shape(Placed::at(
                         Shape::ALL[s.class as usize],
                         [s.x, s.y],
                         c.radius,
                         d.rotation,
-                    )
+                    )),
                 })
                 .collect();
             let mut noise = (c.noise > 0.0).then(|| {
@@ -426,36 +514,109 @@ impl MovingShapes {
     }
 }
 
+/// What is drawn for one object: a shape, or an item image placed by its
+/// centre and sampled bilinearly at the float position.
+enum Stamp<'a> {
+    Shape(Placed),
+    Item {
+        image: &'a [u8],
+        side: usize,
+        centre: [f32; 2],
+    },
+}
+
+impl Stamp<'_> {
+    /// The brightness (0..1) the object gives the pixel centred at (px, py).
+    fn coverage(&self, px: f32, py: f32) -> f32 {
+        match self {
+            Stamp::Shape(p) => p.coverage(px, py),
+            Stamp::Item {
+                image,
+                side,
+                centre,
+            } => {
+                // Item pixel j's centre sits at centre - side/2 + j + 0.5.
+                let half = *side as f32 / 2.0;
+                let u = px - (centre[0] - half) - 0.5;
+                let v = py - (centre[1] - half) - 0.5;
+                let at = |x: i64, y: i64| -> f32 {
+                    if x < 0 || y < 0 || x >= *side as i64 || y >= *side as i64 {
+                        0.0
+                    } else {
+                        image[y as usize * side + x as usize] as f32 / 255.0
+                    }
+                };
+                let (x0, y0) = (u.floor(), v.floor());
+                let (fx, fy) = (u - x0, v - y0);
+                let (x0, y0) = (x0 as i64, y0 as i64);
+                let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1, y0) * fx;
+                let bottom = at(x0, y0 + 1) * (1.0 - fx) + at(x0 + 1, y0 + 1) * fx;
+                top * (1.0 - fy) + bottom * fy
+            }
+        }
+    }
+}
+
+/// The video data set kinds a spec may name.
+const KINDS: [&str; 3] = ["moving-shapes", "moving-mnist", "moving-fashion-mnist"];
+
 /// Whether a data spec names a video data set.
 pub fn is_video(spec: &str) -> bool {
-    spec.trim().split(':').next() == Some("moving-shapes")
+    let kind = spec.trim().split(':').next().unwrap_or("");
+    KINDS.contains(&kind)
 }
 
 /// The train and test splits a video spec names, every clip keyed by
-/// `seed`: `moving-shapes`, optionally followed by `:` and comma-separated
-/// `key=value` settings: `size`, `frames`, `objects`, `radius`, `noise`,
-/// `speed` (`lo-hi`), `train`, `test` (clips).
+/// `seed`:
+///
+/// - `moving-shapes`: shapes, 32 x 32, 10 frames, one object;
+/// - `moving-mnist:DIR` and `moving-fashion-mnist[:DIR]`: the 28 x 28
+///   images of that IDX data set (train clips from its train split, test
+///   clips from its test split), as Srivastava et al.'s Moving MNIST: 64 x
+///   64, 20 frames, two objects;
+///
+/// each optionally followed by comma-separated `key=value` settings
+/// (after the directory, if any): `size`, `frames`, `objects`, `radius`,
+/// `noise`, `speed` (`lo-hi`), `train`, `test` (clips).
 pub fn open_video(spec: &str, seed: u64) -> Result<[MovingShapes; 2], DataError> {
     let spec = spec.trim();
     let (kind, options) = spec.split_once(':').unwrap_or((spec, ""));
-    if kind != "moving-shapes" {
+    if !KINDS.contains(&kind) {
         return Err(DataError::Config(format!(
-            "'{spec}' is not a video data set (expected moving-shapes[:key=value,...])"
+            "'{spec}' is not a video data set (expected moving-shapes, moving-mnist:DIR or moving-fashion-mnist[:DIR], then optional ,key=value settings)"
         )));
     }
-    let mut c = MovingShapesConfig {
-        seed,
-        ..MovingShapesConfig::default()
+    let shapes = kind == "moving-shapes";
+    let mut c = if shapes {
+        MovingShapesConfig::default()
+    } else {
+        MovingShapesConfig {
+            size: 64,
+            frames: 20,
+            objects: 2,
+            radius: 14.0,
+            train_len: 8000,
+            ..MovingShapesConfig::default()
+        }
     };
-    for setting in options.split(',').filter(|s| !s.is_empty()) {
+    c.seed = seed;
+    let mut dir: Option<&str> = None;
+    for (k, setting) in options.split(',').enumerate() {
         let bad = |why: &str| {
             DataError::Config(format!(
-                "moving-shapes setting '{setting}': {why} (settings: size, frames, objects, radius, noise, speed=LO-HI, train, test)"
+                "{kind} setting '{setting}': {why} (settings: size, frames, objects, radius, noise, speed=LO-HI, train, test)"
             ))
         };
-        let (key, value) = setting
-            .split_once('=')
-            .ok_or_else(|| bad("expected key=value"))?;
+        let Some((key, value)) = setting.split_once('=') else {
+            if k == 0 && !shapes && !setting.is_empty() {
+                dir = Some(setting);
+                continue;
+            }
+            if setting.is_empty() && k == 0 {
+                continue;
+            }
+            return Err(bad("expected key=value"));
+        };
         let int = || {
             value
                 .parse::<usize>()
@@ -477,10 +638,24 @@ pub fn open_video(spec: &str, seed: u64) -> Result<[MovingShapes; 2], DataError>
             _ => return Err(bad("unknown setting")),
         }
     }
-    Ok([
-        MovingShapes::new(c, Split::Train)?,
-        MovingShapes::new(c, Split::Test)?,
-    ])
+    let split = |split: Split| -> Result<MovingShapes, DataError> {
+        let items: Arc<dyn Dataset> = match kind {
+            "moving-mnist" => {
+                let dir = dir.ok_or_else(|| {
+                    DataError::Config(
+                        "moving-mnist needs the MNIST directory: moving-mnist:DIR".into(),
+                    )
+                })?;
+                Arc::new(IdxDataset::mnist(Path::new(dir), split)?)
+            }
+            "moving-fashion-mnist" => {
+                Arc::new(IdxDataset::fashion_mnist(dir.map(Path::new), split)?)
+            }
+            _ => return MovingShapes::new(c, split),
+        };
+        MovingShapes::with_items(c, split, items)
+    };
+    Ok([split(Split::Train)?, split(Split::Test)?])
 }
 
 /// One coordinate moved by `v` inside `[lo, hi]`, reflected at either end:
@@ -680,6 +855,80 @@ mod tests {
             assert!(open_video(bad, 0).is_err(), "{bad}");
         }
         assert!(is_video("moving-shapes:size=64") && !is_video("synthetic"));
+    }
+
+    /// Items (here the synthetic shapes' images, grey) move like shapes
+    /// and are drawn where the truth says.
+    #[test]
+    fn items_move_and_are_drawn_at_their_centre() {
+        use crate::data::{SyntheticConfig, SyntheticDataset};
+        // A grey 16 x 16 item set: the synthetic images' first channel.
+        struct Grey(SyntheticDataset);
+        impl Dataset for Grey {
+            fn name(&self) -> &str {
+                "grey"
+            }
+            fn len(&self) -> usize {
+                self.0.len()
+            }
+            fn height(&self) -> usize {
+                16
+            }
+            fn width(&self) -> usize {
+                16
+            }
+            fn channels(&self) -> usize {
+                1
+            }
+            fn fill_image(&self, index: usize, out: &mut [u8]) {
+                // A centred disc, symmetric, so its centroid is its centre.
+                let _ = index;
+                for (p, b) in out.iter_mut().enumerate() {
+                    let (x, y) = ((p % 16) as f32 - 7.5, (p / 16) as f32 - 7.5);
+                    *b = if x.hypot(y) < 5.0 { 255 } else { 0 };
+                }
+            }
+            fn label(&self, index: usize) -> Option<u32> {
+                Some((index % 2) as u32)
+            }
+            fn num_classes(&self) -> Option<usize> {
+                Some(2)
+            }
+        }
+        let synthetic = SyntheticDataset::new(SyntheticConfig::default(), Split::Test).unwrap();
+        let c = MovingShapesConfig {
+            size: 48,
+            radius: 8.0,
+            ..MovingShapesConfig::default()
+        };
+        let m = MovingShapes::with_items(c, Split::Test, Arc::new(Grey(synthetic))).unwrap();
+        for i in 0..20 {
+            let clip = m.clip(i);
+            for t in 0..c.frames {
+                let o = clip.truth[t][0];
+                let n = c.size;
+                let (cx, cy) = centroid(&clip.pixels[t * n * n..(t + 1) * n * n], n);
+                assert!(
+                    (cx - o.x).abs() < 0.3 && (cy - o.y).abs() < 0.3,
+                    "clip {i} frame {t}: drawn at ({cx}, {cy}), truth ({}, {})",
+                    o.x,
+                    o.y
+                );
+            }
+            let v = m.violated(i, Violation::Identity);
+            assert_ne!(v.clip.truth[v.onset][0].class, clip.truth[v.onset][0].class);
+        }
+        // An item larger than the radius allows is refused.
+        let small = MovingShapesConfig { radius: 5.0, ..c };
+        let synthetic = SyntheticDataset::new(SyntheticConfig::default(), Split::Test).unwrap();
+        assert!(MovingShapes::with_items(small, Split::Test, Arc::new(Grey(synthetic))).is_err());
+        assert!(is_video("moving-mnist:/x") && is_video("moving-fashion-mnist"));
+        assert!(
+            open_video("moving-mnist", 0)
+                .unwrap_err()
+                .to_string()
+                .contains("needs the MNIST directory")
+        );
     }
 
     #[test]

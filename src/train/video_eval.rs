@@ -15,8 +15,8 @@
 //!    the pair (ties count half): 50 % is chance. A method that predicts
 //!    in latent space measures its surprise there
 //!    ([`Objective::surprise`]).
-//! 3. **Probes** from the frozen feature maps (average-pooled 2x2, so a
-//!    map of 8x8 positions gives 16 x C features): a ridge regression of
+//! 3. **Probes** from the frozen feature maps (average-pooled to 4x4
+//!    positions, 2x2 for each frame of the velocity probe): a ridge regression of
 //!    the object's position from one frame's map and of its velocity
 //!    from two consecutive maps, fitted on train clips and scored on test
 //!    clips as RMSE in pixels and R²; then the position probe applied to
@@ -315,10 +315,11 @@ pub fn surprise(
 const PROBE_TRAIN_CLIPS: usize = 500;
 const PROBE_FRAMES: [usize; 4] = [1, 3, 5, 7];
 
-/// A map average-pooled over `pool` x `pool` windows and flattened: `[N,
-/// C h/pool w/pool]`.
-fn probe_features(tape: &mut Tape, z: Var, pool: usize) -> Result<Var> {
+/// A map average-pooled to about `cells` x `cells` positions and
+/// flattened.
+fn probe_features(tape: &mut Tape, z: Var, cells: usize) -> Result<Var> {
     let s = tape.shape(z)?.to_vec();
+    let pool = (s[2].min(s[3]) / cells).max(1);
     let pooled = if s[2] >= pool && s[3] >= pool && pool > 1 {
         tape.avg_pool2d(
             z,
@@ -335,11 +336,12 @@ fn probe_features(tape: &mut Tape, z: Var, pool: usize) -> Result<Var> {
     tape.reshape(pooled, &[p[0], p[1..].iter().product()])
 }
 
-/// The pooling of the position probe's features (a map of 8x8 positions
-/// gives 4x4 x C) and of the velocity probe's (2x2 x C for each of two
-/// frames): few enough features for the train frames to determine.
-const POSITION_POOL: usize = 2;
-const VELOCITY_POOL: usize = 4;
+/// The side of the pooled map the position probe reads (4x4 x C
+/// features) and the velocity probe reads (2x2 x C for each of two
+/// frames): few enough features for the train frames to determine,
+/// whatever the frame size.
+const POSITION_CELLS: usize = 4;
+const VELOCITY_CELLS: usize = 2;
 
 /// The probe features of frame `t` of each clip, and (with
 /// `with_previous`) of the frame before, side by side.
@@ -357,9 +359,9 @@ fn features_of(
         let now = frame_batch(gpu, chunk, t, side)?;
         let z = objective.latents(&mut tape, &now)?;
         let pool = if with_previous {
-            VELOCITY_POOL
+            VELOCITY_CELLS
         } else {
-            POSITION_POOL
+            POSITION_CELLS
         };
         let f = probe_features(&mut tape, z, pool)?;
         let cur = tape.value(f)?.to_vec()?;
@@ -511,7 +513,7 @@ pub fn probes(
             break;
         };
         for (k, z) in maps.into_iter().enumerate() {
-            let f = probe_features(&mut tape, z, POSITION_POOL)?;
+            let f = probe_features(&mut tape, z, POSITION_CELLS)?;
             let pred = position.predict(&tape.value(f)?.to_vec()?);
             for (i, clip) in chunk.iter().enumerate() {
                 let truth = clip.truth[CONTEXT_FRAMES + k][0];
