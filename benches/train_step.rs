@@ -10,12 +10,17 @@
 //!
 //! Ids: `train_step/convnet/256` (VICReg; the step the augmentation
 //! benchmark `augment/gpu/256` is compared against) and
-//! `train_step/<method>/256` for the others.
+//! `train_step/<method>/256` for the others; the video methods'
+//! `train_step/<pixel|jepa>/32clips` is a step of their default run: 32
+//! moving-shapes clips, two context frames and a rollout of four, 32 x 32
+//! (throughput in clips).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use darkmatter::Gpu;
 use darkmatter::data::{Loader, LoaderConfig, Split};
-use darkmatter::train::{self, Method, TrainConfig, step};
+use darkmatter::data::open_video;
+use darkmatter::objectives::{InputSpec, StepInput};
+use darkmatter::train::{self, Method, TrainConfig, step, video_eval};
 
 fn bench(c: &mut Criterion) {
     let gpu = Gpu::new().expect("an adapter (install mesa-vulkan-drivers for lavapipe)");
@@ -58,6 +63,49 @@ fn bench(c: &mut Criterion) {
                 let input = step::input(&gpu, spec, &batch, &augment, 0, step_index).unwrap();
                 let mut ctx = step::StepContext {
                     gpu: &gpu,
+                    objective: objective.as_mut(),
+                    optimizer: &mut optimizer,
+                    total_steps: 1000,
+                    dist: None,
+                };
+                let pending = step::train_step(&mut ctx, &input, step_index, 1e-3).unwrap();
+                step_index += 1;
+                pending.wait().unwrap()
+            })
+        });
+    }
+    group.finish();
+    video(c, &gpu);
+}
+
+/// A step of each video method's default run.
+fn video(c: &mut Criterion, gpu: &Gpu) {
+    let clips = 32;
+    let mut group = c.benchmark_group("train_step");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(clips as u64));
+    for method in Method::ALL.into_iter().filter(|m| m.is_video()) {
+        let mut config = TrainConfig::defaults(method, "moving-shapes");
+        let [train, _] = open_video(&config.data, 0).unwrap();
+        let size = train.config().size;
+        let arch = config.encoder.arch(1);
+        config.objective.fit_images(&arch, size, size).unwrap();
+        let mut objective = config.objective.build(gpu, &arch, 0).unwrap();
+        let mut optimizer = config.build_optimizer().unwrap();
+        let InputSpec::Clip { context, rollout } = config.objective.input() else {
+            unreachable!("a video method reads clips")
+        };
+        let batch: Vec<_> = (0..clips).map(|i| train.clip(i)).collect();
+        let refs: Vec<_> = batch.iter().collect();
+        let mut step_index = 0;
+        group.bench_function(format!("{method}/{clips}clips"), |b| {
+            b.iter(|| {
+                let frames = (0..context + rollout)
+                    .map(|t| video_eval::frame_batch(gpu, &refs, t, size).unwrap())
+                    .collect();
+                let input = StepInput::frames(frames);
+                let mut ctx = step::StepContext {
+                    gpu,
                     objective: objective.as_mut(),
                     optimizer: &mut optimizer,
                     total_steps: 1000,
