@@ -17,9 +17,10 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use darkmatter::Gpu;
-use darkmatter::data::{Loader, LoaderConfig, Split};
 use darkmatter::data::open_video;
-use darkmatter::objectives::{InputSpec, StepInput};
+use darkmatter::data::{Loader, LoaderConfig, Split};
+use darkmatter::objectives::{InputSpec, Objective, StepInput};
+use darkmatter::optim::Optimizer;
 use darkmatter::train::{self, Method, TrainConfig, step, video_eval};
 
 fn bench(c: &mut Criterion) {
@@ -61,21 +62,38 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("{name}/{batch_size}"), |b| {
             b.iter(|| {
                 let input = step::input(&gpu, spec, &batch, &augment, 0, step_index).unwrap();
-                let mut ctx = step::StepContext {
-                    gpu: &gpu,
-                    objective: objective.as_mut(),
-                    optimizer: &mut optimizer,
-                    total_steps: 1000,
-                    dist: None,
-                };
-                let pending = step::train_step(&mut ctx, &input, step_index, 1e-3).unwrap();
-                step_index += 1;
-                pending.wait().unwrap()
+                one_step(
+                    &gpu,
+                    objective.as_mut(),
+                    &mut optimizer,
+                    &input,
+                    &mut step_index,
+                )
             })
         });
     }
     group.finish();
     video(c, &gpu);
+}
+
+/// One step on `input`, waited for.
+fn one_step(
+    gpu: &Gpu,
+    objective: &mut dyn Objective,
+    optimizer: &mut Optimizer,
+    input: &StepInput,
+    step_index: &mut u64,
+) -> step::StepLosses {
+    let mut ctx = step::StepContext {
+        gpu,
+        objective,
+        optimizer,
+        total_steps: 1000,
+        dist: None,
+    };
+    let pending = step::train_step(&mut ctx, input, *step_index, 1e-3).unwrap();
+    *step_index += 1;
+    pending.wait().unwrap()
 }
 
 /// A step of each video method's default run.
@@ -104,16 +122,13 @@ fn video(c: &mut Criterion, gpu: &Gpu) {
                     .map(|t| video_eval::frame_batch(gpu, &refs, t, size).unwrap())
                     .collect();
                 let input = StepInput::frames(frames);
-                let mut ctx = step::StepContext {
+                one_step(
                     gpu,
-                    objective: objective.as_mut(),
-                    optimizer: &mut optimizer,
-                    total_steps: 1000,
-                    dist: None,
-                };
-                let pending = step::train_step(&mut ctx, &input, step_index, 1e-3).unwrap();
-                step_index += 1;
-                pending.wait().unwrap()
+                    objective.as_mut(),
+                    &mut optimizer,
+                    &input,
+                    &mut step_index,
+                )
             })
         });
     }

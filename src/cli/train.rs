@@ -444,8 +444,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 fn video_run(args: &TrainArgs) -> Result<bool> {
     let video_method = Method::is_video;
     if let Some(dir) = &args.resume {
-        let saved = checkpoint::read_config(dir)?;
-        return Ok(video_method(saved.method()) || crate::data::is_video(&saved.data));
+        // A directory without a readable checkpoint (or one another run
+        // holds) is reported by the image path's checks, in their order.
+        return Ok(checkpoint::read_config(dir).is_ok_and(|saved| {
+            video_method(saved.method()) || crate::data::is_video(&saved.data)
+        }));
     }
     let method = args
         .method

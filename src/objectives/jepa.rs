@@ -101,11 +101,7 @@ impl LatentPrediction {
 
     /// The maps of the two context frames by the encoder.
     fn context(&mut self, tape: &mut Tape, context: [&Tensor; 2], train: bool) -> Result<[Var; 2]> {
-        let a = tape.constant(context[0])?;
-        let b = tape.constant(context[1])?;
-        let z0 = self.encoder.feature_map(tape, a, train)?;
-        let z1 = self.encoder.feature_map(tape, b, train)?;
-        Ok([z0, z1])
+        super::context_maps(self.encoder.as_mut(), tape, context, train)
     }
 }
 

@@ -122,6 +122,20 @@ impl StepInput {
     }
 }
 
+/// The feature maps of the two context frames of a video step.
+pub(crate) fn context_maps(
+    encoder: &mut dyn Encoder,
+    tape: &mut Tape,
+    context: [&Tensor; 2],
+    train: bool,
+) -> Result<[Var; 2]> {
+    let a = tape.constant(context[0])?;
+    let b = tape.constant(context[1])?;
+    let z0 = encoder.feature_map(tape, a, train)?;
+    let z1 = encoder.feature_map(tape, b, train)?;
+    Ok([z0, z1])
+}
+
 /// How a part is updated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {

@@ -33,10 +33,7 @@ impl PixelPrediction {
         steps: usize,
         train: bool,
     ) -> Result<Vec<Var>> {
-        let a = tape.constant(context[0])?;
-        let b = tape.constant(context[1])?;
-        let mut prev = self.encoder.feature_map(tape, a, train)?;
-        let mut cur = self.encoder.feature_map(tape, b, train)?;
+        let [mut prev, mut cur] = super::context_maps(self.encoder.as_mut(), tape, context, train)?;
         let mut maps = Vec::with_capacity(steps);
         for _ in 0..steps {
             let next = self.predictor.predict(tape, prev, cur, train)?;

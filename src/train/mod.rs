@@ -91,6 +91,57 @@ pub struct Extension {
     pub epochs: Option<u32>,
 }
 
+impl Extension {
+    /// Gives `config`, of a run in `out` that has done `done` epochs, the
+    /// new total of epochs, if any; fewer than `done` is an error.
+    pub(crate) fn apply(self, config: &mut TrainConfig, done: u32, out: &Path) -> Result<()> {
+        if let Some(epochs) = self.epochs {
+            if epochs < done {
+                return Err(Error::invalid(
+                    "train",
+                    format!(
+                        "--epochs {epochs} is fewer than the {done} epochs the run in {} has done",
+                        out.display()
+                    ),
+                ));
+            }
+            config.epochs = epochs;
+        }
+        Ok(())
+    }
+}
+
+/// The learning-rate schedule of `config` for `per_epoch` steps an epoch.
+pub(crate) fn schedule_for(config: &TrainConfig, per_epoch: u64) -> WarmupCosine {
+    WarmupCosine {
+        base: config.lr(),
+        warmup_steps: (config.warmup_epochs as f64 * per_epoch as f64).round() as u64,
+        total_steps: per_epoch * config.epochs as u64,
+        final_fraction: 0.001,
+    }
+}
+
+/// The progress bar of epoch `epoch` (0-based) of `config`'s run
+/// (hidden: none drawn).
+pub(crate) fn epoch_bar(
+    hidden: bool,
+    per_epoch: u64,
+    epoch: u32,
+    config: &TrainConfig,
+) -> Result<ProgressBar> {
+    if hidden {
+        return Ok(ProgressBar::hidden());
+    }
+    let b = ProgressBar::new(per_epoch);
+    b.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+            .map_err(|e| Error::invalid("train", e.to_string()))?
+            .progress_chars("=> "),
+    );
+    b.set_prefix(format!("{}/{}", epoch + 1, config.epochs));
+    Ok(b)
+}
+
 impl Trainer {
     /// Prepares a fresh run in `out`, checking every input before anything
     /// is written. A directory that already holds a run is refused unless
@@ -198,19 +249,7 @@ impl Trainer {
         let saved = checkpoint::load(gpu, out)?;
         gpu.preset_tuning(&saved.kernels);
         let mut config = saved.config.clone();
-        if let Some(epochs) = extension.epochs {
-            if epochs < saved.epoch {
-                return Err(Error::invalid(
-                    "train",
-                    format!(
-                        "--epochs {epochs} is fewer than the {} epochs the run in {} has done",
-                        saved.epoch,
-                        out.display()
-                    ),
-                ));
-            }
-            config.epochs = epochs;
-        }
+        extension.apply(&mut config, saved.epoch, out)?;
         let mut t = Trainer::prepare(gpu, config, out, dist, |_| Ok(dir))?;
         if saved.encoder_arch != t.config.encoder.arch(t.train.channels()) {
             return Err(Error::invalid(
@@ -270,13 +309,7 @@ impl Trainer {
     }
 
     fn schedule(&self) -> WarmupCosine {
-        let per_epoch = self.steps_per_epoch();
-        WarmupCosine {
-            base: self.config.lr(),
-            warmup_steps: (self.config.warmup_epochs as f64 * per_epoch as f64).round() as u64,
-            total_steps: per_epoch * self.config.epochs as u64,
-            final_fraction: 0.001,
-        }
+        schedule_for(&self.config, self.steps_per_epoch())
     }
 
     /// Representations of the evaluation subsets, then every evaluation.
@@ -480,20 +513,8 @@ impl Trainer {
             .stop_after
             .map_or(self.config.epochs, |s| s.min(self.config.epochs));
         for epoch in self.epoch..end {
-            let bar = if self.quiet || !self.leads() {
-                ProgressBar::hidden()
-            } else {
-                let b = ProgressBar::new(per_epoch);
-                b.set_style(
-                    ProgressStyle::with_template(
-                        "epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}",
-                    )
-                    .map_err(|e| Error::invalid("train", e.to_string()))?
-                    .progress_chars("=> "),
-                );
-                b
-            };
-            bar.set_prefix(format!("{}/{}", epoch + 1, self.config.epochs));
+            let hidden = self.quiet || !self.leads();
+            let bar = epoch_bar(hidden, per_epoch, epoch, &self.config)?;
             let start = Instant::now();
             let mut pending: Option<step::PendingLosses> = None;
             let mut images = 0usize;

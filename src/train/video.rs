@@ -14,8 +14,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
-
 use super::video_eval::{self, VideoEvaluation};
 use super::{Extension, TrainConfig, checkpoint, metrics, rundir, step};
 use crate::augment::Normalize;
@@ -143,19 +141,7 @@ impl VideoTrainer {
         let saved = checkpoint::load(gpu, out)?;
         gpu.preset_tuning(&saved.kernels);
         let mut config = saved.config.clone();
-        if let Some(epochs) = extension.epochs {
-            if epochs < saved.epoch {
-                return Err(Error::invalid(
-                    "train",
-                    format!(
-                        "--epochs {epochs} is fewer than the {} epochs the run in {} has done",
-                        saved.epoch,
-                        out.display()
-                    ),
-                ));
-            }
-            config.epochs = epochs;
-        }
+        extension.apply(&mut config, saved.epoch, out)?;
         let mut t = Self::prepare(gpu, config, |_| Ok(dir), out)?;
         t.objective = saved.objective;
         t.optimizer.load_state(saved.step, saved.optimizer_state)?;
@@ -192,13 +178,7 @@ impl VideoTrainer {
     }
 
     fn schedule(&self) -> WarmupCosine {
-        let per_epoch = self.steps_per_epoch();
-        WarmupCosine {
-            base: self.config.lr(),
-            warmup_steps: (self.config.warmup_epochs as f64 * per_epoch as f64).round() as u64,
-            total_steps: per_epoch * self.config.epochs as u64,
-            final_fraction: 0.001,
-        }
+        super::schedule_for(&self.config, self.steps_per_epoch())
     }
 
     /// The step's input: from each clip of `indices`, `frames` consecutive
@@ -291,20 +271,7 @@ impl VideoTrainer {
             .stop_after
             .map_or(self.config.epochs, |s| s.min(self.config.epochs));
         for epoch in self.epoch..end {
-            let bar = if self.quiet {
-                ProgressBar::hidden()
-            } else {
-                let b = ProgressBar::new(per_epoch);
-                b.set_style(
-                    ProgressStyle::with_template(
-                        "epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}",
-                    )
-                    .map_err(|e| Error::invalid("train", e.to_string()))?
-                    .progress_chars("=> "),
-                );
-                b
-            };
-            bar.set_prefix(format!("{}/{}", epoch + 1, self.config.epochs));
+            let bar = super::epoch_bar(self.quiet, per_epoch, epoch, &self.config)?;
             let start = Instant::now();
             let mut rng =
                 CounterRng::keyed(&[WINDOW_TAG, self.config.seed, epoch as u64, u64::MAX]);
