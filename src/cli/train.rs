@@ -391,12 +391,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
         return finish(prepare(args, &gpu, None)?.run()?, args);
     };
-    if video_run(args)? {
-        return Err(Error::invalid(
-            "train",
-            "video runs use one process: run darkmatter train without mpirun",
-        ));
-    }
     let dist = Dist {
         sync_bn: args.sync_bn.as_deref() != Some("off"),
         group: group.clone(),
@@ -404,6 +398,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     // Setting up can fail on one rank alone (no adapter there): every rank
     // learns of it, and rank 0 says which rank failed and why.
     let setup = (|| {
+        if video_run(args)? {
+            return Err(Error::invalid(
+                "train",
+                "video runs use one process: run darkmatter train without mpirun",
+            ));
+        }
         let gpu = Gpu::with_options(GpuOptions {
             index: Some(group.local_rank()),
             ..GpuOptions::default()
