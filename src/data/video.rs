@@ -460,6 +460,7 @@ impl MovingShapes {
         let n = c.size;
         let mut pixels = vec![0u8; c.frames * n * n];
         let mut truth = Vec::with_capacity(c.frames);
+        let item_side = self.items.as_ref().map_or(0, |d| d.width());
         // Each object's item image and the one it may turn into.
         let images: Vec<[Vec<u8>; 2]> = match &self.items {
             Some(items) => draws
@@ -482,7 +483,7 @@ impl MovingShapes {
                         let image = if changed { other } else { first };
                         Stamp::Item {
                             image,
-                            side: (image.len() as f32).sqrt() as usize,
+                            side: item_side,
                             centre: [s.x, s.y],
                         }
                     }
@@ -692,6 +693,18 @@ mod tests {
         (sx / s, sy / s)
     }
 
+    /// Frame `t`'s brightness-weighted centre is within 0.3 px of the
+    /// object's true centre (clip `i`, for the message).
+    fn assert_drawn_at(clip: &Clip, t: usize, n: usize, (i, o): (usize, ObjectTruth)) {
+        let (cx, cy) = centroid(&clip.pixels[t * n * n..(t + 1) * n * n], n);
+        assert!(
+            (cx - o.x).abs() < 0.3 && (cy - o.y).abs() < 0.3,
+            "clip {i} frame {t}: drawn at ({cx}, {cy}), truth ({}, {})",
+            o.x,
+            o.y
+        );
+    }
+
     #[test]
     fn clips_replay_and_differ() {
         let m = shapes(MovingShapesConfig::default());
@@ -733,14 +746,7 @@ mod tests {
                     Shape::ALL[o.class as usize],
                     Shape::Disc | Shape::Square | Shape::Ring | Shape::Cross
                 ) {
-                    let n = c.size;
-                    let (cx, cy) = centroid(&clip.pixels[t * n * n..(t + 1) * n * n], n);
-                    assert!(
-                        (cx - o.x).abs() < 0.3 && (cy - o.y).abs() < 0.3,
-                        "clip {i} frame {t}: drawn at ({cx}, {cy}), truth ({}, {})",
-                        o.x,
-                        o.y
-                    );
+                    assert_drawn_at(&clip, t, c.size, (i, o));
                 }
             }
         }
@@ -905,15 +911,7 @@ mod tests {
         for i in 0..20 {
             let clip = m.clip(i);
             for t in 0..c.frames {
-                let o = clip.truth[t][0];
-                let n = c.size;
-                let (cx, cy) = centroid(&clip.pixels[t * n * n..(t + 1) * n * n], n);
-                assert!(
-                    (cx - o.x).abs() < 0.3 && (cy - o.y).abs() < 0.3,
-                    "clip {i} frame {t}: drawn at ({cx}, {cy}), truth ({}, {})",
-                    o.x,
-                    o.y
-                );
+                assert_drawn_at(&clip, t, c.size, (i, clip.truth[t][0]));
             }
             let v = m.violated(i, Violation::Identity);
             assert_ne!(v.clip.truth[v.onset][0].class, clip.truth[v.onset][0].class);

@@ -17,7 +17,7 @@
 //! from the tape: it never changes what the encoder learns, and it is
 //! there only to show (and score in pixels) what the predictor predicts.
 
-use super::{Objective, Part, Recorded, Role, StepInput};
+use super::{Objective, Part, Recorded, Role, StepInput, mse};
 use crate::autograd::{Tape, Var};
 use crate::error::{Error, Result};
 use crate::loss::{self, LossVariant, VicregConfig};
@@ -46,13 +46,6 @@ pub fn positions(tape: &mut Tape, z: Var) -> Result<Var> {
     let flat = tape.reshape(z, &[n, c, h * w])?;
     let t = tape.transpose(flat)?;
     tape.reshape(t, &[n * h * w, c])
-}
-
-/// The mean squared error of a map against another.
-fn mse(tape: &mut Tape, a: Var, b: Var) -> Result<Var> {
-    let d = tape.sub(a, b)?;
-    let sq = tape.square(d)?;
-    tape.mean_all(sq)
 }
 
 impl LatentPrediction {
@@ -139,18 +132,7 @@ impl Objective for LatentPrediction {
     }
 
     fn record(&mut self, tape: &mut Tape, input: &StepInput) -> Result<Recorded> {
-        let frames = &input.frames;
-        if frames.len() != 2 + self.rollout {
-            return Err(Error::invalid(
-                "jepa",
-                format!(
-                    "a rollout of {} needs 2 context frames and {} to predict, got {} frames",
-                    self.rollout,
-                    self.rollout,
-                    frames.len()
-                ),
-            ));
-        }
+        let frames = input.clip(self.rollout)?;
         let [w_pred, w_var, w_cov] = self.coefficients;
         // The context through the encoder; the targets of the rollout
         // through the encoder or its EMA copy.

@@ -114,6 +114,22 @@ impl StepInput {
             .ok_or_else(|| Error::invalid("objective", "no view in the input"))
     }
 
+    /// The frames of a video step that reads the context frames and
+    /// predicts `rollout` more.
+    pub fn clip(&self, rollout: usize) -> Result<&[Tensor]> {
+        let want = CONTEXT_FRAMES + rollout;
+        if self.frames.len() != want {
+            return Err(Error::invalid(
+                "objective",
+                format!(
+                    "a rollout of {rollout} needs {CONTEXT_FRAMES} context frames and {rollout} to predict, got {} frames",
+                    self.frames.len()
+                ),
+            ));
+        }
+        Ok(&self.frames)
+    }
+
     /// The patch mask, for an objective that needs one.
     pub fn patch_mask(&self) -> Result<&PatchMask> {
         self.mask
@@ -134,6 +150,13 @@ pub(crate) fn context_maps(
     let z0 = encoder.feature_map(tape, a, train)?;
     let z1 = encoder.feature_map(tape, b, train)?;
     Ok([z0, z1])
+}
+
+/// The mean squared difference of `a` and `b` on the tape.
+pub(crate) fn mse(tape: &mut Tape, a: Var, b: Var) -> Result<Var> {
+    let d = tape.sub(a, b)?;
+    let sq = tape.square(d)?;
+    tape.mean_all(sq)
 }
 
 /// How a part is updated.

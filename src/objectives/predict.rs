@@ -87,26 +87,13 @@ impl Objective for PixelPrediction {
 
     /// The mean over the rollout of each frame's mean squared error.
     fn record(&mut self, tape: &mut Tape, input: &StepInput) -> Result<Recorded> {
-        let frames = &input.frames;
-        if frames.len() != 2 + self.rollout {
-            return Err(Error::invalid(
-                "pixel",
-                format!(
-                    "a rollout of {} needs 2 context frames and {} to predict, got {} frames",
-                    self.rollout,
-                    self.rollout,
-                    frames.len()
-                ),
-            ));
-        }
+        let frames = input.clip(self.rollout)?;
         let predicted = self.roll(tape, [&frames[0], &frames[1]], self.rollout, true)?;
         let mut total: Option<Var> = None;
         let mut terms = Vec::new();
         for (k, (&p, truth)) in predicted.iter().zip(&frames[2..]).enumerate() {
             let t = tape.constant(truth)?;
-            let d = tape.sub(p, t)?;
-            let sq = tape.square(d)?;
-            let mse = tape.mean_all(sq)?;
+            let mse = super::mse(tape, p, t)?;
             if let Some(name) = HORIZONS.get(k) {
                 terms.push((*name, tape.value(mse)?.clone()));
             }

@@ -194,9 +194,7 @@ impl Objective for Denoise {
     fn record(&mut self, tape: &mut Tape, input: &StepInput) -> Result<Recorded> {
         let pred = self.forward(tape, input, true)?;
         let clean = tape.constant(input.first()?)?;
-        let diff = tape.sub(pred, clean)?;
-        let sq = tape.square(diff)?;
-        let loss = tape.mean_all(sq)?;
+        let loss = super::mse(tape, pred, clean)?;
         Ok(Recorded {
             loss,
             terms: vec![],

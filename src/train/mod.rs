@@ -111,6 +111,39 @@ impl Extension {
     }
 }
 
+/// A saved objective and its optimiser state, checked: a trained
+/// parameter without state would restart its moments from zero, and the
+/// run would silently differ from an uninterrupted one.
+pub(crate) fn restore(
+    objective: Box<dyn Objective>,
+    optimizer: &mut Optimizer,
+    step: u64,
+    state: Vec<(String, crate::tensor::Tensor)>,
+    out: &Path,
+) -> Result<Box<dyn Objective>> {
+    optimizer.load_state(step, state)?;
+    if step > 0 {
+        for part in objective.parts() {
+            if part.role != crate::objectives::Role::Trained {
+                continue;
+            }
+            for (name, _) in part.module.parameters() {
+                let full = format!("{}.{name}", part.name);
+                if !optimizer.has_state(&full) {
+                    return Err(Error::invalid(
+                        "resume",
+                        format!(
+                            "{}: the checkpoint holds no optimiser state for {full}",
+                            out.display()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(objective)
+}
+
 /// The learning-rate schedule of `config` for `per_epoch` steps an epoch.
 pub(crate) fn schedule_for(config: &TrainConfig, per_epoch: u64) -> WarmupCosine {
     WarmupCosine {
@@ -257,29 +290,13 @@ impl Trainer {
                 "the checkpoint's encoder does not match its configuration",
             ));
         }
-        t.objective = saved.objective;
-        t.optimizer.load_state(saved.step, saved.optimizer_state)?;
-        // A parameter without state would restart its moments from zero,
-        // and the run would silently differ from an uninterrupted one.
-        if saved.step > 0 {
-            for part in t.objective.parts() {
-                if part.role != crate::objectives::Role::Trained {
-                    continue;
-                }
-                for (name, _) in part.module.parameters() {
-                    let full = format!("{}.{name}", part.name);
-                    if !t.optimizer.has_state(&full) {
-                        return Err(Error::invalid(
-                            "resume",
-                            format!(
-                                "{}: the checkpoint holds no optimiser state for {full}",
-                                out.display()
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
+        t.objective = restore(
+            saved.objective,
+            &mut t.optimizer,
+            saved.step,
+            saved.optimizer_state,
+            out,
+        )?;
         t.epoch = saved.epoch;
         t.step = saved.step;
         if leads {

@@ -143,8 +143,13 @@ impl VideoTrainer {
         let mut config = saved.config.clone();
         extension.apply(&mut config, saved.epoch, out)?;
         let mut t = Self::prepare(gpu, config, |_| Ok(dir), out)?;
-        t.objective = saved.objective;
-        t.optimizer.load_state(saved.step, saved.optimizer_state)?;
+        t.objective = super::restore(
+            saved.objective,
+            &mut t.optimizer,
+            saved.step,
+            saved.optimizer_state,
+            out,
+        )?;
         t.epoch = saved.epoch;
         t.step = saved.step;
         metrics::truncate(&out.join("metrics.jsonl"), saved.epoch)?;

@@ -181,6 +181,11 @@ fn sse(truth: &[u8], predicted: &[f32]) -> f64 {
         .sum()
 }
 
+/// [`sse`] against a blank frame: the frame's energy.
+fn blank_sse(truth: &[u8]) -> f64 {
+    truth.iter().map(|&b| (b as f64 / 255.0).powi(2)).sum()
+}
+
 /// The first clips' context, truth and rollout, for a picture.
 pub struct Strip {
     pub side: usize,
@@ -243,7 +248,7 @@ pub fn rollout_errors(
                 let truth = frame(CONTEXT_FRAMES + k);
                 e.sse[k] += sse(truth, &pred[i * fl..(i + 1) * fl]);
                 e.copy_last_sse[k] += sse(truth, &last);
-                e.blank_sse[k] += sse(truth, &vec![0.0; fl]);
+                e.blank_sse[k] += blank_sse(truth);
             }
             if strip.clips.len() < keep {
                 let rolled = values
