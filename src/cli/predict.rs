@@ -142,7 +142,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
 
     let twin = test.violated(args.clip, violation);
     let pair: [&Clip; 2] = [&clip, &twin.clip];
-    let s = video_eval::surprise(&gpu, objective.as_mut(), &pair, side, &[0, 0])?;
+    let s = video_eval::surprise(&gpu, objective.as_mut(), &pair, side, &[])?;
     let series: Vec<(&str, Vec<(f64, f64)>)> = [("possible", &s[0]), (violation.name(), &s[1])]
         .into_iter()
         .map(|(name, v)| {

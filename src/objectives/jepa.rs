@@ -48,6 +48,16 @@ pub fn positions(tape: &mut Tape, z: Var) -> Result<Var> {
     tape.reshape(t, &[n * h * w, c])
 }
 
+/// The rows of [`positions`], each layer-normalised (no affine part).
+fn normalised_positions(tape: &mut Tape, z: Var) -> Result<Var> {
+    let rows = positions(tape, z)?;
+    let c = tape.shape(rows)?[1];
+    let gpu = tape.gpu().clone();
+    let gamma = tape.constant(&Tensor::full(&gpu, &[c], 1.0)?)?;
+    let beta = tape.constant(&Tensor::zeros(&gpu, &[c])?)?;
+    tape.layer_norm(rows, gamma, beta, 1e-5)
+}
+
 impl LatentPrediction {
     /// The maps of `frames`, from the target encoder when there is one
     /// (constants on `tape`), else from the encoder (on `tape`).
@@ -154,15 +164,22 @@ impl Objective for LatentPrediction {
         // Variance and covariance over the positions of the context maps
         // (the encoder's, whatever the targets): a pair of branches, as
         // VICReg has. Its covariance term sums the two branches, so half
-        // the weight on each gives `w_cov` per map.
+        // the weight on each gives `w_cov` per map. The weight counts as
+        // latent video predictors count it, on the mean of the squared
+        // off-diagonal entries (over D (D - 1) of them), where VICReg's
+        // term divides their sum by D only: hence the 1 / (D - 1).
         let (ra, rb) = (positions(tape, z0)?, positions(tape, z1)?);
+        let per_entry = 1.0 / (2.0 * tape.shape(ra)?[1].saturating_sub(1).max(1) as f32);
         let cfg = VicregConfig {
             invariance_weight: 0.0,
             variance_weight: w_var,
-            covariance_weight: w_cov / 2.0,
+            covariance_weight: w_cov * per_entry,
             ..VicregConfig::default()
         };
         let vc = loss::vicreg(tape, ra, rb, &cfg, LossVariant::Fused)?;
+        // The covariance as it is weighted: the mean over both maps.
+        let covariance = tape.constant(&vc.covariance)?;
+        let covariance = tape.scale(covariance, per_entry)?;
         let weighted = tape.scale(prediction, w_pred)?;
         let jepa = tape.add(weighted, vc.loss)?;
 
@@ -186,7 +203,7 @@ impl Objective for LatentPrediction {
             terms: vec![
                 ("prediction", tape.value(prediction)?.clone()),
                 ("variance", vc.variance),
-                ("covariance", vc.covariance),
+                ("covariance", tape.value(covariance)?.clone()),
                 ("decoder", tape.value(drawing)?.clone()),
             ],
         })
@@ -216,7 +233,13 @@ impl Objective for LatentPrediction {
     }
 
     /// The squared error of the predicted map against the encoder's map
-    /// of the true next frame, summed per clip.
+    /// of the true next frame, both layer-normalised at every position,
+    /// summed per clip. Normalised, each position is compared by the
+    /// pattern of its features rather than their size: a predictor
+    /// trained on the mean squared error predicts a faded object where it
+    /// is unsure, and a faded object is nearer in size to an empty
+    /// position than to the object itself, so raw errors would find an
+    /// object that vanishes less surprising than one that moves on.
     fn surprise(
         &mut self,
         tape: &mut Tape,
@@ -227,11 +250,15 @@ impl Objective for LatentPrediction {
         let p = self.predictor.predict(tape, z0, z1, false)?;
         let x = tape.constant(next)?;
         let t = self.encoder.feature_map(tape, x, false)?;
+        let n = tape.shape(p)?[0];
+        let (p, t) = (
+            normalised_positions(tape, p)?,
+            normalised_positions(tape, t)?,
+        );
         let d = tape.sub(p, t)?;
         let sq = tape.square(d)?;
-        let s = tape.shape(sq)?.to_vec();
-        let rows = tape.reshape(sq, &[s[0], s[1..].iter().product()])?;
-        tape.sum(rows, 1).map(Some)
+        let per_clip = tape.reshape(sq, &[n, tape.shape(sq)?.iter().product::<usize>() / n])?;
+        tape.sum(per_clip, 1).map(Some)
     }
 
     /// The predicted maps after the two context frames.

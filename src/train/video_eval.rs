@@ -10,7 +10,8 @@
 //! 2. **Violation of expectation**: every test clip next to an impossible
 //!    twin ([`Violation`]). The surprise at frame `t` is the squared error
 //!    of predicting it from the two true frames before; a clip's surprise
-//!    is its largest from the violation's onset on. The score per
+//!    is its largest over the violation's event: the onset frame and the
+//!    next ([`EVENT_FRAMES`]). The score per
 //!    violation is how often the impossible clip is the more surprising of
 //!    the pair (ties count half): 50 % is chance. A method that predicts
 //!    in latent space measures its surprise there
@@ -26,6 +27,8 @@
 //! 4. **Collapse monitors** of the per-position features of the test
 //!    maps: the std per channel (of L2-normalised rows) and the effective
 //!    rank.
+
+use std::ops::Range;
 
 use serde::Serialize;
 
@@ -265,15 +268,16 @@ pub fn rollout_errors(
     Ok((e, strip))
 }
 
-/// The surprise of the frames of each clip from frame `from[i]` on (and
-/// never before the third): the squared error of predicting a frame from
-/// the two true frames before it, `[clip][t - 2]`, NaN where not computed.
+/// The surprise of the frames `spans[i]` of each clip (never before the
+/// third; the whole clip where no span is given): the squared error of
+/// predicting a frame from the two true frames before it,
+/// `[clip][t - 2]`, NaN where not computed.
 pub fn surprise(
     gpu: &Gpu,
     objective: &mut dyn Objective,
     clips: &[&Clip],
     side: usize,
-    from: &[usize],
+    spans: &[Range<usize>],
 ) -> Result<Vec<Vec<f64>>> {
     let fl = side * side;
     let frames = clips.first().map_or(0, |c| c.pixels.len() / fl);
@@ -282,8 +286,8 @@ pub fn surprise(
     let mut out = vec![vec![f64::NAN; steps]; clips.len()];
     let items: Vec<(usize, usize)> = (0..clips.len())
         .flat_map(|i| {
-            let start = from.get(i).copied().unwrap_or(0).max(CONTEXT_FRAMES);
-            (start..frames).map(move |t| (i, t))
+            let span = spans.get(i).cloned().unwrap_or(0..frames);
+            (span.start.max(CONTEXT_FRAMES)..span.end.min(frames)).map(move |t| (i, t))
         })
         .collect();
     for chunk in items.chunks(BATCH * 4) {
@@ -551,13 +555,27 @@ pub fn probes(
     Ok(out)
 }
 
-/// The peak surprise from frame `onset` on (frames before the third have
-/// none; NaN, not computed, is skipped).
+/// How many frames from a violation's onset its surprise is read over:
+/// the frame where it happens and the next, whose context holds it. Later
+/// frames compare two different scenes rather than the event (after a
+/// vanishing, an empty scene that is trivially predictable against an
+/// object still moving and bouncing), so they are left out.
+pub const EVENT_FRAMES: usize = 2;
+
+/// The frames of a violation at `onset`.
+fn event(onset: usize) -> Range<usize> {
+    onset..onset + EVENT_FRAMES
+}
+
+/// The peak surprise over the frames of a violation at `onset` (frames
+/// before the third have none; NaN, not computed, is skipped).
 fn peak(surprise: &[f64], onset: usize) -> f64 {
+    let span = event(onset);
     surprise
         .iter()
-        .skip(onset.saturating_sub(CONTEXT_FRAMES))
-        .copied()
+        .enumerate()
+        .filter(|&(k, _)| span.contains(&(k + CONTEXT_FRAMES)))
+        .map(|(_, &v)| v)
         .filter(|v| v.is_finite())
         .fold(f64::NEG_INFINITY, f64::max)
 }
@@ -574,23 +592,22 @@ pub fn violation_accuracy(
     let pairs = pairs.min(test.len());
     let possible: Vec<Clip> = (0..pairs).map(|i| test.clip(i)).collect();
     let refs: Vec<&Clip> = possible.iter().collect();
-    // Only frames from an onset on are compared.
-    let first_onset: Vec<usize> = (0..pairs)
+    // Only the frames of an event are compared: the possible clips over
+    // those of every violation.
+    let events: Vec<Range<usize>> = (0..pairs)
         .map(|i| {
-            Violation::ALL
-                .iter()
-                .map(|&v| test.onset(i, v))
-                .min()
-                .unwrap_or(0)
+            let onsets = Violation::ALL.iter().map(|&v| test.onset(i, v));
+            let (lo, hi) = onsets.fold((usize::MAX, 0), |(lo, hi), o| (lo.min(o), hi.max(o)));
+            lo..event(hi).end
         })
         .collect();
-    let calm = surprise(gpu, objective, &refs, side, &first_onset)?;
+    let calm = surprise(gpu, objective, &refs, side, &events)?;
     let mut out = Vec::new();
     for v in Violation::ALL {
         let violated: Vec<_> = (0..pairs).map(|i| test.violated(i, v)).collect();
         let refs: Vec<&Clip> = violated.iter().map(|x| &x.clip).collect();
-        let onsets: Vec<usize> = violated.iter().map(|x| x.onset).collect();
-        let shocked = surprise(gpu, objective, &refs, side, &onsets)?;
+        let spans: Vec<Range<usize>> = violated.iter().map(|x| event(x.onset)).collect();
+        let shocked = surprise(gpu, objective, &refs, side, &spans)?;
         let mut score = 0.0;
         for (i, x) in violated.iter().enumerate() {
             let (a, b) = (peak(&shocked[i], x.onset), peak(&calm[i], x.onset));
@@ -635,4 +652,21 @@ pub fn strip_picture(s: &Strip, zoom: usize) -> image::RgbImage {
         };
         image::Rgb([v, v, v])
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_reads_only_the_event() {
+        // Surprise of frames 2..10; the event at frame 5 covers 5 and 6.
+        let s = [9.0, 9.0, 9.0, 1.0, 3.0, 50.0, f64::NAN, 7.0];
+        assert_eq!(peak(&s, 5), 3.0);
+        assert_eq!(peak(&s, 4), 9.0);
+        assert_eq!(peak(&s, 7), 50.0);
+        // NaN (not computed) is skipped; an event past the end has none.
+        assert_eq!(peak(&s, 8), 7.0);
+        assert_eq!(peak(&s, 12), f64::NEG_INFINITY);
+    }
 }
