@@ -37,7 +37,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub predictor: Option<String>,
     /// vicreg: invariance, variance and covariance weights, e.g. 25,25,1;
-    /// jepa: latent prediction, variance and covariance weights, e.g. 1,10,100.
+    /// jepa: latent prediction, variance and covariance weights, e.g.
+    /// 1,10,100 (the covariance on the mean squared off-diagonal entry).
     #[arg(long)]
     pub vicreg_coefficients: Option<String>,
     /// simclr: the temperature of the similarities.
