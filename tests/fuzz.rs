@@ -298,6 +298,8 @@ proptest! {
             Err(e) => prop_assert!(!e.to_string().is_empty()),
         }
         let _ = std::fs::remove_file(&path);
+        // Gone once empty: the last case leaves nothing behind.
+        let _ = std::fs::remove_dir(&dir);
     }
 }
 
