@@ -268,6 +268,31 @@ fn im2col_weight_gradient_folds_long_reductions() {
     dw_matches_direct(&small, ConvVariant::Im2col, s, 11, what);
 }
 
+/// The `texture` variant's own weight gradient on a device limited to
+/// 64-texel textures: the 9 images of x fold into 2 texture pages, those of
+/// dy (packed without margin, so with pages of their own) into 2, and the
+/// 5 input channels make 2 channel groups, the second mostly padding.
+#[test]
+fn texture_weight_gradient_reads_images_across_texture_pages() {
+    let s = Conv {
+        n: 9,
+        c: 5,
+        h: 10,
+        w: 9,
+        o: 12,
+        k: 3,
+        stride: 1,
+        pad: 1,
+    };
+    let small = Gpu::with_options(GpuOptions {
+        max_texture_dimension: Some(64),
+        ..GpuOptions::default()
+    })
+    .unwrap();
+    let what = "texture dw over texture pages";
+    dw_matches_direct(&small, ConvVariant::Texture, s, 13, what);
+}
+
 /// The defaults on CPU adapters: the weight gradient goes through `im2col`
 /// while its patch matrix fits a storage binding, and falls back to the
 /// implicit GEMM, with the same result, where it does not.

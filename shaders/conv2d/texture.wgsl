@@ -1,5 +1,5 @@
 // conv2d, variant 4 of 4: implicit GEMM reading its operands through
-// textures (the CPU variant), forward and input gradient.
+// textures (the CPU variant), forward, input gradient and weight gradient.
 //
 // Changes from implicit_gemm: the input and the weights are first packed
 // into rgba32float textures (`pack_input`, `pack_weights`), and each
@@ -52,6 +52,10 @@ struct Params {
     // Rows and columns of zeros around each packed image (x: the
     // convolution's padding; dy: enough for the reach of every tap).
     margin: u32,
+    // `weight` only: dy's texel groups of 4 output channels and images per
+    // texture page (dy packed without margin), output rows (n, oy) summed
+    // per invocation, and the number of such ranges.
+    o4: u32, dy_per_page: u32, rows: u32, ranges: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -373,4 +377,142 @@ fn input(
     store_row(first + 13u < total, n13 * p.o * ohw + (fy + (q13 / pw) * s) * p.ow + fx + (q13 % pw) * s, ohw, col0, r13);
     store_row(first + 14u < total, n14 * p.o * ohw + (fy + (q14 / pw) * s) * p.ow + fx + (q14 % pw) * s, ohw, col0, r14);
     store_row(first + 15u < total, n15 * p.o * ohw + (fy + (q15 / pw) * s) * p.ow + fx + (q15 % pw) * s, ohw, col0, r15);
+}
+
+// ---- the weight gradient ----
+//
+// `weight`: dw[o, c, ky, kx] = sum over n, oy, ox of dy[n, o, oy, ox]
+// x[n, c, oy * s + ky - pad, ox * s + kx - pad], a GEMM whose reduction runs
+// over every output pixel of the batch. Both operands come through
+// textures, 4 channels per texel: x packed as for `forward` (its padding
+// makes every tap's fetch land inside the texture), dy packed without
+// margin. A column t of the GEMM is one texel of x: tap t / c4, channel
+// group t % c4.
+//
+// Each invocation sums the products of one range of p.rows output rows
+// (n, oy) for a block of 16 output channels (4 dy texels, workgroup_id.y)
+// by 16 (tap, channel) columns (4 x texels, workgroup_id.z): per output
+// pixel 8 texel fetches and 64 vec4 FMAs, each the outer product of 4
+// output channels with the 4 channels of one x texel. It writes its sums
+// to parts[range, o, c, ky, kx], which the host adds up over the ranges.
+// Lanes take consecutive ranges, so they fetch different texels (cheap on
+// llvmpipe, unlike per-lane storage loads) and never share a write. A range
+// holds at most 16 384 pixels: llvmpipe ends a loop after 65 535
+// iterations per invocation.
+//
+// This is the layout the first layer needs: with 1 to 4 input channels and
+// 9 taps the whole (tap, channel) axis is 3 blocks, where the `im2col`
+// GEMM gets 2 blocks of 16 x 16 outputs for its 200 704-long reduction.
+
+@group(0) @binding(5) var tdy: texture_2d<f32>;
+@group(0) @binding(6) var<storage, read_write> parts: array<f32>;
+
+// Four output channels (a vec4) for each of the 4 channels of one x texel.
+struct Quad {
+    x: vec4<f32>,
+    y: vec4<f32>,
+    z: vec4<f32>,
+    w: vec4<f32>,
+}
+
+// acc + d (x) v: field j gains d * v[j].
+fn outer(acc: Quad, d: vec4<f32>, v: vec4<f32>) -> Quad {
+    return Quad(
+        fma(d, vec4<f32>(v.x), acc.x),
+        fma(d, vec4<f32>(v.y), acc.y),
+        fma(d, vec4<f32>(v.z), acc.z),
+        fma(d, vec4<f32>(v.w), acc.w),
+    );
+}
+
+// The offset in the x texture of column t from a pixel's tap (0, 0)
+// texel: (kx * c4 + group, ky).
+fn column(t: u32) -> vec2<u32> {
+    let tap = t / p.c4;
+    return vec2<u32>((tap % p.kw) * p.c4 + t % p.c4, tap / p.kw);
+}
+
+// Writes the sums of 4 output channels from o0 for column t (past the
+// last column, channel or output channel nothing is written).
+fn store_quad(range: u32, o0: u32, t: u32, q: Quad) {
+    let taps = p.kh * p.kw;
+    if t >= taps * p.c4 {
+        return;
+    }
+    let tap = t / p.c4;
+    let v = array<vec4<f32>, 4>(q.x, q.y, q.z, q.w);
+    for (var j = 0u; j < 4u; j++) {
+        let c = (t % p.c4) * 4u + j;
+        for (var k = 0u; k < 4u; k++) {
+            let o = o0 + k;
+            if c < p.c && o < p.o {
+                parts[((range * p.o + o) * p.c + c) * taps + tap] = v[j][k];
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(8)
+fn weight(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let range = gid.x;
+    if range >= p.ranges {
+        return;
+    }
+    let r0 = range * p.rows;
+    let r1 = min(p.n * p.oh, r0 + p.rows);
+    // The block's dy texel groups and x columns, clamped so that every
+    // fetch stays inside the textures (the clamped ones are not stored).
+    let og = wid.y * 4u;
+    let g0 = vec2<u32>(min(og + 0u, p.o4 - 1u), 0u);
+    let g1 = vec2<u32>(min(og + 1u, p.o4 - 1u), 0u);
+    let g2 = vec2<u32>(min(og + 2u, p.o4 - 1u), 0u);
+    let g3 = vec2<u32>(min(og + 3u, p.o4 - 1u), 0u);
+    let tb = wid.z * 4u;
+    let last = p.kh * p.kw * p.c4 - 1u;
+    let e0 = column(min(tb + 0u, last));
+    let e1 = column(min(tb + 1u, last));
+    let e2 = column(min(tb + 2u, last));
+    let e3 = column(min(tb + 3u, last));
+    let xstep = p.stride * p.c4;
+
+    var a00 = Quad(); var a01 = Quad(); var a02 = Quad(); var a03 = Quad();
+    var a10 = Quad(); var a11 = Quad(); var a12 = Quad(); var a13 = Quad();
+    var a20 = Quad(); var a21 = Quad(); var a22 = Quad(); var a23 = Quad();
+    var a30 = Quad(); var a31 = Quad(); var a32 = Quad(); var a33 = Quad();
+    for (var row = r0; row < r1; row++) {
+        let n = row / p.oh;
+        let oy = row % p.oh;
+        // Tap (0, 0) of pixel (oy, 0) in x, and dy's pixel (oy, 0).
+        let xb = vec2<u32>((n / p.per_page) * p.wp * p.c4, (n % p.per_page) * p.hp + oy * p.stride);
+        let db = vec2<u32>((n / p.dy_per_page) * p.ow * p.o4, (n % p.dy_per_page) * p.oh + oy);
+        for (var ox = 0u; ox < p.ow; ox++) {
+            let xo = xb + vec2<u32>(ox * xstep, 0u);
+            let dd = db + vec2<u32>(ox * p.o4, 0u);
+            let d0 = textureLoad(tdy, dd + g0, 0);
+            let d1 = textureLoad(tdy, dd + g1, 0);
+            let d2 = textureLoad(tdy, dd + g2, 0);
+            let d3 = textureLoad(tdy, dd + g3, 0);
+            let x0 = textureLoad(tx, xo + e0, 0);
+            let x1 = textureLoad(tx, xo + e1, 0);
+            let x2 = textureLoad(tx, xo + e2, 0);
+            let x3 = textureLoad(tx, xo + e3, 0);
+            a00 = outer(a00, d0, x0); a01 = outer(a01, d0, x1); a02 = outer(a02, d0, x2); a03 = outer(a03, d0, x3);
+            a10 = outer(a10, d1, x0); a11 = outer(a11, d1, x1); a12 = outer(a12, d1, x2); a13 = outer(a13, d1, x3);
+            a20 = outer(a20, d2, x0); a21 = outer(a21, d2, x1); a22 = outer(a22, d2, x2); a23 = outer(a23, d2, x3);
+            a30 = outer(a30, d3, x0); a31 = outer(a31, d3, x1); a32 = outer(a32, d3, x2); a33 = outer(a33, d3, x3);
+        }
+    }
+
+    let o0 = og * 4u;
+    store_quad(range, o0, tb + 0u, a00); store_quad(range, o0, tb + 1u, a01);
+    store_quad(range, o0, tb + 2u, a02); store_quad(range, o0, tb + 3u, a03);
+    store_quad(range, o0 + 4u, tb + 0u, a10); store_quad(range, o0 + 4u, tb + 1u, a11);
+    store_quad(range, o0 + 4u, tb + 2u, a12); store_quad(range, o0 + 4u, tb + 3u, a13);
+    store_quad(range, o0 + 8u, tb + 0u, a20); store_quad(range, o0 + 8u, tb + 1u, a21);
+    store_quad(range, o0 + 8u, tb + 2u, a22); store_quad(range, o0 + 8u, tb + 3u, a23);
+    store_quad(range, o0 + 12u, tb + 0u, a30); store_quad(range, o0 + 12u, tb + 1u, a31);
+    store_quad(range, o0 + 12u, tb + 2u, a32); store_quad(range, o0 + 12u, tb + 3u, a33);
 }

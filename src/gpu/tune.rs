@@ -49,6 +49,13 @@ pub fn cache_dir() -> Option<PathBuf> {
     var("HOME").map(|h| PathBuf::from(h).join(".cache").join("darkmatter"))
 }
 
+/// The revision of the tuned kernel families. A cached choice is only as
+/// good as the kernels it timed: when a variant's kernel or the way its host
+/// code cuts the work changes, this is raised, and the choices timed against
+/// the old kernels (in a file of the old revision) are no longer read.
+/// 2: the `texture` convolution got its own weight gradient.
+pub(crate) const KERNELS_REVISION: u32 = 2;
+
 /// FNV-1a, so the file name does not depend on the standard library's
 /// hasher (which may change between releases).
 fn fnv(text: &str) -> u64 {
@@ -89,7 +96,7 @@ impl Tuner {
     /// `measure` is false, caching in `dir` when given.
     pub(crate) fn new(measure: bool, dir: Option<PathBuf>, info: &wgpu::AdapterInfo) -> Tuner {
         let identity = format!(
-            "{} | {:?} | {} | {} | {:x}/{:x}",
+            "{} | {:?} | {} | {} | {:x}/{:x} | kernels {KERNELS_REVISION}",
             info.name, info.backend, info.driver, info.driver_info, info.vendor, info.device
         );
         let file = dir.map(|d| d.join(format!("tuning-{:016x}.json", fnv(&identity))));
@@ -175,6 +182,7 @@ impl Gpu {
                     let json = serde_json::json!({
                         "adapter": self.inner.info.name,
                         "driver": format!("{} {}", self.inner.info.driver, self.inner.info.driver_info),
+                        "kernels_revision": KERNELS_REVISION,
                         "choices": all,
                     });
                     // Best effort: without the cache, runs measure again.

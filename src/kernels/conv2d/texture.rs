@@ -1,9 +1,9 @@
 //! The `texture` variant of conv2d (`shaders/conv2d/texture.wgsl`): the
 //! input (or dy) and the weights packed into rgba32float textures, then an
-//! implicit GEMM of 16 x 16 blocks from texel fetches. The weight gradient
-//! goes through the `im2col` path, whose GEMM is the `texture` matmul.
+//! implicit GEMM of 16 x 16 blocks from texel fetches, and the weight
+//! gradient as partial sums over ranges of output rows from texel fetches.
 
-use super::ConvGeometry;
+use super::{ConvGeometry, DIRECT_RANGE};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Gpu, Kernel, dispatch, uniform};
 use crate::tensor::Tensor;
@@ -36,6 +36,10 @@ uniform! {
         wp: u32,
         per_page: u32,
         margin: u32,
+        o4: u32,
+        dy_per_page: u32,
+        rows: u32,
+        ranges: u32,
     }
 }
 
@@ -127,6 +131,10 @@ fn params(g: &ConvGeometry, input: bool, lay: [usize; 6], margin: usize) -> Text
         wp: u(lay[2]),
         per_page: u(lay[3]),
         margin: u(margin),
+        o4: 0,
+        dy_per_page: 0,
+        rows: 0,
+        ranges: 0,
     }
 }
 
@@ -224,4 +232,91 @@ pub(super) fn input_grad(dy: &Tensor, w: &Tensor, dx: &Tensor, g: &ConvGeometry)
         dx.binding(4),
     ];
     dispatch(gpu, &kernel("input"), &[], &p, &bindings, groups)
+}
+
+/// Invocations the weight gradient aims for: enough that llvmpipe's
+/// threads balance and a GPU has work, few enough that the partial sums
+/// stay small next to the GEMM.
+const WEIGHT_INVOCATIONS: usize = 1024;
+
+/// How the weight gradient cuts the batch's output rows (n, oy): rows per
+/// range and ranges, or `None` where one output row is longer than a range
+/// may be (llvmpipe's loop limit).
+fn weight_ranges(g: &ConvGeometry) -> Option<(usize, usize)> {
+    let rows = g.n * g.oh;
+    let max_rows = DIRECT_RANGE / g.ow.max(1);
+    if max_rows == 0 || rows == 0 {
+        return None;
+    }
+    let blocks = g.o.div_ceil(16) * (g.kh * g.kw * g.c.div_ceil(4)).div_ceil(4);
+    let want = WEIGHT_INVOCATIONS.div_ceil(blocks).clamp(1, rows);
+    let per = rows.div_ceil(want).clamp(1, max_rows);
+    Some((per, rows.div_ceil(per)))
+}
+
+/// The weight gradient: dw `[o, c, kh, kw]` from `x` and `dy`, or `None`
+/// where its ranges cannot be cut (see [`weight_ranges`]); the caller then
+/// takes the `im2col` path.
+pub(super) fn weight_grad(x: &Tensor, dy: &Tensor, g: &ConvGeometry) -> Result<Option<Tensor>> {
+    let Some((rows, ranges)) = weight_ranges(g) else {
+        return Ok(None);
+    };
+    let gpu = x.gpu();
+    let lay = layout(gpu, g.n, g.c, g.h, g.w, g.padding);
+    let dlay = layout(gpu, g.n, g.o, g.oh, g.ow, 0);
+    let mut p = params(g, false, lay, g.padding);
+    let u = |v: usize| v as u32;
+    p.o4 = u(dlay[0]);
+    p.dy_per_page = u(dlay[3]);
+    p.rows = u(rows);
+    p.ranges = u(ranges);
+    let tx = pack_input(x, &p, lay)?;
+    // dy as an input of o channels, oh x ow, without margin.
+    let pd = TextureParams {
+        c: p.o,
+        h: p.oh,
+        w: p.ow,
+        c4: p.o4,
+        hp: p.oh,
+        wp: p.ow,
+        per_page: p.dy_per_page,
+        margin: 0,
+        ..p
+    };
+    let tdy = pack_input(dy, &pd, dlay)?;
+    let taps = g.c * g.kh * g.kw;
+    let parts = Tensor::uninit(gpu, &[ranges, g.o * taps])?;
+    let d = [
+        ranges.div_ceil(8) as u64,
+        g.o.div_ceil(16) as u64,
+        (g.kh * g.kw * g.c.div_ceil(4)).div_ceil(4) as u64,
+    ];
+    let max = gpu.limits().max_compute_workgroups_per_dimension as u64;
+    if let Some(&over) = d.iter().find(|&&v| v > max) {
+        return Err(Error::Limit {
+            what: format!("a texture conv2d weight gradient of {g:?}"),
+            limit: "max_compute_workgroups_per_dimension",
+            requested: over,
+            allowed: max,
+        });
+    }
+    let bindings = [
+        Binding::texture(1, &tx.view),
+        Binding::texture(5, &tdy.view),
+        parts.binding(6),
+    ];
+    dispatch(
+        gpu,
+        &kernel("weight"),
+        &[],
+        &p,
+        &bindings,
+        d.map(|v| v as u32),
+    )?;
+    let dw = if ranges == 1 {
+        parts
+    } else {
+        crate::kernels::reduce::sum_axis(&parts, 0)?
+    };
+    Ok(Some(dw.reshape(&[g.o, g.c, g.kh, g.kw])?))
 }
