@@ -17,6 +17,19 @@ fn a_short_run_writes_everything_and_learns() {
         stdout.contains("random-init encoder") && stdout.contains("trained encoder"),
         "{stdout}"
     );
+    // The summary: the localisation probe beside each encoder's accuracy
+    // (synthetic data), then the run directory and the pictures in it.
+    let tail: Vec<&str> = stdout.lines().rev().take(6).collect();
+    let r2 = tail
+        .iter()
+        .filter(|l| l.trim_start().starts_with("localisation R² x "))
+        .count();
+    assert_eq!(r2, 2, "{stdout}");
+    assert!(
+        stdout.lines().last()
+            == Some("pictures: loss.png, accuracy.png, pca.png, augmentations.png"),
+        "{stdout}"
+    );
     for file in [
         "config.json",
         "metrics.jsonl",

@@ -555,7 +555,7 @@ fn finish_video(summary: VideoSummary, args: &TrainArgs) -> Result<()> {
         summary.last.epoch,
         summary.last.step
     );
-    println!("results in {}", out.display());
+    print_results(&out);
     Ok(())
 }
 
@@ -569,6 +569,9 @@ fn finish(summary: crate::train::Summary, args: &TrainArgs) -> Result<()> {
     let l = &summary.last.evaluation;
     if let Some(b) = &summary.baseline {
         println!("\nrandom-init encoder: {}", b.accuracy_line());
+        if let Some(r2) = b.localisation_line() {
+            println!("                     {r2}");
+        }
     }
     println!(
         "trained encoder:     {}  (after {} epochs, {} steps)",
@@ -576,6 +579,24 @@ fn finish(summary: crate::train::Summary, args: &TrainArgs) -> Result<()> {
         summary.last.epoch,
         summary.last.step
     );
-    println!("results in {}", out.display());
+    if let Some(r2) = l.localisation_line() {
+        println!("                     {r2}");
+    }
+    print_results(&out);
     Ok(())
+}
+
+/// Names the run directory and the pictures the run wrote there.
+fn print_results(out: &std::path::Path) {
+    println!("results in {}", out.display());
+    let pictures: Vec<&str> = crate::train::rundir::FILES
+        .iter()
+        .copied()
+        .chain(["rollout.png"])
+        .filter(|f| f.ends_with(".png"))
+        .filter(|f| out.join(f).is_file())
+        .collect();
+    if !pictures.is_empty() {
+        println!("pictures: {}", pictures.join(", "));
+    }
 }

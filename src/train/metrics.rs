@@ -52,11 +52,9 @@ impl EpochRecord {
                 }
             }
         }
-        if let Some(r2) = &e.localisation_r2 {
-            s += " | localisation R²";
-            for (name, v) in crate::eval::LOCALISATION_TARGETS.iter().zip(r2) {
-                s += &format!(" {name} {v:.2}");
-            }
+        if let Some(r2) = e.localisation_line() {
+            s += " | ";
+            s += &r2;
         }
         s
     }
