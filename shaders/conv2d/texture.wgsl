@@ -68,31 +68,53 @@ struct Params {
 // `pack_input`: channels 4g .. 4g + 4 of padded pixel (yp, xp) of image n
 // of the [n, c, h, w] tensor in `src`; zero in the padding (p.margin wide)
 // and past the channels or the batch.
-@compute @workgroup_size(8, 8)
-fn pack_input(@builtin(global_invocation_id) gid: vec3<u32>) {
+//
+// One invocation writes one texture row segment: channel group g of row ty
+// of one page, all p.wp padded pixels. So the divisions that locate a texel
+// (by uniforms: llvmpipe divides lane by lane there) run once per segment,
+// and the loop over the pixels only adds.
+@compute @workgroup_size(64)
+fn pack_input(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
     let size = textureDimensions(dst);
-    if gid.x >= size.x || gid.y >= size.y {
+    let column = p.wp * p.c4;
+    let pages = size.x / column;
+    let segment = (wid.y * nwg.x + wid.x) * 64u + lid;
+    if segment >= pages * p.c4 * size.y {
         return;
     }
-    let column = p.wp * p.c4;
-    let page = gid.x / column;
-    let xp = (gid.x % column) / p.c4;
-    let g = gid.x % p.c4;
-    let n = page * p.per_page + gid.y / p.hp;
-    let y = i32(gid.y % p.hp) - i32(p.margin);
-    let x = i32(xp) - i32(p.margin);
-    var v = vec4<f32>();
-    if n < p.n && y >= 0 && y < i32(p.h) && x >= 0 && x < i32(p.w) {
-        let hw = p.h * p.w;
-        let base = n * p.c * hw + u32(y) * p.w + u32(x);
-        for (var j = 0u; j < 4u; j++) {
-            let ch = g * 4u + j;
-            if ch < p.c {
-                v[j] = src[base + ch * hw];
+    let ty = segment % size.y;
+    let g = (segment / size.y) % p.c4;
+    let page = segment / (size.y * p.c4);
+    let n = page * p.per_page + ty / p.hp;
+    let y = i32(ty % p.hp) - i32(p.margin);
+    let hw = p.h * p.w;
+    let row = n < p.n && y >= 0 && y < i32(p.h);
+    // Element (n, 4g, y, 0) and how many of the group's channels exist.
+    let base = (n * p.c + g * 4u) * hw + u32(max(y, 0)) * p.w;
+    let channels = min(4u, p.c - min(p.c, g * 4u));
+    let x0 = page * column + g;
+    for (var xp = 0u; xp < p.wp; xp++) {
+        var v = vec4<f32>();
+        let x = i32(xp) - i32(p.margin);
+        if row && x >= 0 && x < i32(p.w) {
+            let e = base + u32(x);
+            v.x = src[e];
+            if channels > 1u {
+                v.y = src[e + hw];
+            }
+            if channels > 2u {
+                v.z = src[e + 2u * hw];
+            }
+            if channels > 3u {
+                v.w = src[e + 3u * hw];
             }
         }
+        textureStore(dst, vec2<u32>(x0 + xp * p.c4, ty), v);
     }
-    textureStore(dst, gid.xy, v);
 }
 
 // `pack_weights`: texel (t, k) of the B matrix with k = (tap, r) and 4

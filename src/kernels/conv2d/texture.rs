@@ -142,7 +142,9 @@ fn params(g: &ConvGeometry, input: bool, lay: [usize; 6], margin: usize) -> Text
 fn pack_input(src: &Tensor, p: &TextureParams, lay: [usize; 6]) -> Result<Packed> {
     let gpu = src.gpu();
     let t = texture(gpu, "a conv2d input", lay[4], lay[5])?;
-    let groups = [t.size.0.div_ceil(8), t.size.1.div_ceil(8), 1];
+    // One invocation per row segment: (page, channel group, texture row).
+    let segments = (lay[4] / (lay[2] * lay[0]).max(1)) * lay[0] * lay[5];
+    let groups = gpu.grid(segments.div_ceil(64) as u64)?;
     let bindings = [src.binding(1), Binding::texture(2, &t.view)];
     dispatch(gpu, &kernel("pack_input"), &[], p, &bindings, groups)?;
     Ok(t)
