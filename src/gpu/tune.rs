@@ -53,8 +53,9 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// good as the kernels it timed: when a variant's kernel or the way its host
 /// code cuts the work changes, this is raised, and the choices timed against
 /// the old kernels (in a file of the old revision) are no longer read.
-/// 2: the `texture` convolution got its own weight gradient.
-pub(crate) const KERNELS_REVISION: u32 = 2;
+/// 2: the `texture` convolution got its own weight gradient; 3: its lanes
+/// fill whole workgroups.
+pub(crate) const KERNELS_REVISION: u32 = 3;
 
 /// FNV-1a, so the file name does not depend on the standard library's
 /// hasher (which may change between releases).

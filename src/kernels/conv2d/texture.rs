@@ -251,7 +251,12 @@ fn weight_ranges(g: &ConvGeometry) -> Option<(usize, usize)> {
         return None;
     }
     let blocks = g.o.div_ceil(16) * (g.kh * g.kw * g.c.div_ceil(4)).div_ceil(4);
-    let want = WEIGHT_INVOCATIONS.div_ceil(blocks).clamp(1, rows);
+    // Lanes take consecutive ranges: at least a workgroup's 8, in whole
+    // workgroups, or most of a SIMD chunk idles on layers with many blocks.
+    let want = WEIGHT_INVOCATIONS
+        .div_ceil(blocks)
+        .next_multiple_of(8)
+        .clamp(1, rows);
     let per = rows.div_ceil(want).clamp(1, max_rows);
     Some((per, rows.div_ceil(per)))
 }
