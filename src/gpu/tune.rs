@@ -53,9 +53,9 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// good as the kernels it timed: when a variant's kernel or the way its host
 /// code cuts the work changes, this is raised, and the choices timed against
 /// the old kernels (in a file of the old revision) are no longer read.
-/// 2: the `texture` convolution got its own weight gradient; 3: its lanes
-/// fill whole workgroups.
-pub(crate) const KERNELS_REVISION: u32 = 3;
+/// 2: the `texture` convolution got its own weight gradient; 3: it cuts
+/// at least 8 ranges; 4: its lanes take the column blocks of a range.
+pub(crate) const KERNELS_REVISION: u32 = 4;
 
 /// FNV-1a, so the file name does not depend on the standard library's
 /// hasher (which may change between releases).

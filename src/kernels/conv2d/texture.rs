@@ -251,8 +251,8 @@ fn weight_ranges(g: &ConvGeometry) -> Option<(usize, usize)> {
         return None;
     }
     let blocks = g.o.div_ceil(16) * (g.kh * g.kw * g.c.div_ceil(4)).div_ceil(4);
-    // Lanes take consecutive ranges: at least a workgroup's 8, in whole
-    // workgroups, or most of a SIMD chunk idles on layers with many blocks.
+    // At least 8 ranges, in multiples of 8: more parallel work on layers
+    // with many blocks, where the partial sums stay small next to the GEMM.
     let want = WEIGHT_INVOCATIONS
         .div_ceil(blocks)
         .next_multiple_of(8)
@@ -293,10 +293,11 @@ pub(super) fn weight_grad(x: &Tensor, dy: &Tensor, g: &ConvGeometry) -> Result<O
     let tdy = pack_input(dy, &pd, dlay)?;
     let taps = g.c * g.kh * g.kw;
     let parts = Tensor::uninit(gpu, &[ranges, g.o * taps])?;
+    let tblocks = (g.kh * g.kw * g.c.div_ceil(4)).div_ceil(4);
     let d = [
-        ranges.div_ceil(8) as u64,
+        (ranges * tblocks).div_ceil(8) as u64,
         g.o.div_ceil(16) as u64,
-        (g.kh * g.kw * g.c.div_ceil(4)).div_ceil(4) as u64,
+        1,
     ];
     let max = gpu.limits().max_compute_workgroups_per_dimension as u64;
     if let Some(&over) = d.iter().find(|&&v| v > max) {
