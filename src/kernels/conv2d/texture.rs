@@ -174,17 +174,18 @@ fn pack_weights(w: &Tensor, p: &TextureParams, transposed: bool) -> Result<Packe
 /// Workgroups for `pixels` output pixels in blocks of 16, `cols` output
 /// channels in blocks of 16 and `z` phases.
 fn groups(gpu: &Gpu, g: &ConvGeometry, pixels: usize, cols: usize, z: usize) -> Result<[u32; 3]> {
-    let d = [
-        pixels.div_ceil(16).div_ceil(64) as u64,
-        cols.div_ceil(16) as u64,
-        z as u64,
-    ];
+    let d = [pixels.div_ceil(16).div_ceil(64), cols.div_ceil(16), z];
+    within_limits(gpu, || format!("a texture conv2d of {g:?}"), d)
+}
+
+/// `d` as a dispatch's workgroup counts, or the limit one of them exceeds.
+fn within_limits(gpu: &Gpu, what: impl Fn() -> String, d: [usize; 3]) -> Result<[u32; 3]> {
     let max = gpu.limits().max_compute_workgroups_per_dimension as u64;
-    if let Some(&over) = d.iter().find(|&&v| v > max) {
+    if let Some(&over) = d.iter().find(|&&v| v as u64 > max) {
         return Err(Error::Limit {
-            what: format!("a texture conv2d of {g:?}"),
+            what: what(),
             limit: "max_compute_workgroups_per_dimension",
-            requested: over,
+            requested: over as u64,
             allowed: max,
         });
     }
@@ -294,33 +295,15 @@ pub(super) fn weight_grad(x: &Tensor, dy: &Tensor, g: &ConvGeometry) -> Result<O
     let taps = g.c * g.kh * g.kw;
     let parts = Tensor::uninit(gpu, &[ranges, g.o * taps])?;
     let tblocks = (g.kh * g.kw * g.c.div_ceil(4)).div_ceil(4);
-    let d = [
-        (ranges * tblocks).div_ceil(8) as u64,
-        g.o.div_ceil(16) as u64,
-        1,
-    ];
-    let max = gpu.limits().max_compute_workgroups_per_dimension as u64;
-    if let Some(&over) = d.iter().find(|&&v| v > max) {
-        return Err(Error::Limit {
-            what: format!("a texture conv2d weight gradient of {g:?}"),
-            limit: "max_compute_workgroups_per_dimension",
-            requested: over,
-            allowed: max,
-        });
-    }
+    let d = [(ranges * tblocks).div_ceil(8), g.o.div_ceil(16), 1];
+    let what = || format!("a texture conv2d weight gradient of {g:?}");
+    let d = within_limits(gpu, what, d)?;
     let bindings = [
         Binding::texture(1, &tx.view),
         Binding::texture(5, &tdy.view),
         parts.binding(6),
     ];
-    dispatch(
-        gpu,
-        &kernel("weight"),
-        &[],
-        &p,
-        &bindings,
-        d.map(|v| v as u32),
-    )?;
+    dispatch(gpu, &kernel("weight"), &[], &p, &bindings, d)?;
     let dw = if ranges == 1 {
         parts
     } else {
