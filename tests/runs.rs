@@ -41,11 +41,24 @@ fn a_directory_holding_a_run_is_refused_unless_overwritten() {
         checkpoint
     );
     assert_eq!(std::fs::read(dir.join("metrics.jsonl")).unwrap(), log);
-    // --overwrite: the log holds the new run alone.
-    run(&strs(&tiny_in(
+    // Pictures an earlier video or reconstruction run would have left.
+    for f in ["rollout.png", "reconstructions.png"] {
+        std::fs::write(dir.join(f), b"stale").unwrap();
+    }
+    // --overwrite: the log holds the new run alone, and the directory only
+    // the new run's pictures, which the summary names.
+    let out = run(&strs(&tiny_in(
         &dir,
         &["--method", "simclr", "--epochs", "1", "--overwrite"],
     )));
+    for f in ["rollout.png", "reconstructions.png"] {
+        assert!(!dir.join(f).exists(), "{f} left behind");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("pictures: loss.png, accuracy.png, pca.png, augmentations.png\n"),
+        "{stdout}"
+    );
     let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
     assert!(config.contains("\"simclr\""), "{config}");
     assert_eq!(epochs(&dir).len(), 1);

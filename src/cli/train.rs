@@ -592,7 +592,6 @@ fn print_results(out: &std::path::Path) {
     let pictures: Vec<&str> = crate::train::rundir::FILES
         .iter()
         .copied()
-        .chain(["rollout.png"])
         .filter(|f| f.ends_with(".png"))
         .filter(|f| out.join(f).is_file())
         .collect();

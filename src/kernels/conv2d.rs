@@ -81,8 +81,8 @@ impl ConvVariant {
     ///   of a GEMM block is padding, so below 64 taps c * kh * kw the
     ///   `texture` variant's own weight gradient wins (split over ranges of
     ///   output rows, all 9 taps of a 1-channel layer in 3 column blocks:
-    ///   3.17 GFLOP/s against 1.23 for `im2col` and 0.62 for `direct`, AMD
-    ///   EPYC Zen 5, 256 x 1 x 28 x 28), else `direct`; and where the patch
+    ///   3.05 GFLOP/s against 1.02 for `im2col` and 0.63 for `direct`, AMD
+    ///   EPYC Zen 5, 256 x 1 x 28 x 28, one run), else `direct`; and where the patch
     ///   matrix does not fit one storage binding, the implicit GEMM takes
     ///   over.
     /// - The forward and dx stay with the implicit GEMM: `im2col` wins them

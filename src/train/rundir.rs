@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 const LOCK: &str = ".darkmatter.lock";
 
 /// The files a run writes into its directory.
-pub const FILES: [&str; 8] = [
+pub const FILES: [&str; 9] = [
     "config.json",
     "metrics.jsonl",
     "checkpoint.safetensors",
@@ -27,6 +27,7 @@ pub const FILES: [&str; 8] = [
     "pca.png",
     "augmentations.png",
     "reconstructions.png",
+    "rollout.png",
 ];
 
 /// A run's directory, locked for this process until dropped.
