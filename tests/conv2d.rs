@@ -10,8 +10,8 @@ mod layers;
 use common::*;
 use darkmatter::Tape;
 use darkmatter::kernels::conv2d::{
-    ConvGeometry, ConvPass, ConvVariant, conv2d_backward_bias, conv2d_backward_input,
-    conv2d_backward_weight, conv2d_with,
+    ConvGeometry, ConvPass, ConvVariant, conv2d_backward, conv2d_backward_bias,
+    conv2d_backward_input, conv2d_backward_weight, conv2d_with,
 };
 use darkmatter::{DeviceClass, Error, Gpu, GpuOptions, Tensor};
 use layers::{Conv, dot, numeric_grad, to_f64};
@@ -172,6 +172,42 @@ fn backward_matches(variant: ConvVariant) {
         assert_close(&dw.to_vec().unwrap(), &want_dw, 1e-4, 1e-4, &what("w"));
         let db = conv2d_backward_bias(&r).unwrap();
         assert_close(&db.to_vec().unwrap(), &want_db, 1e-4, 1e-4, &what("b"));
+        // Both gradients in one call, as the tape asks for them (`texture`
+        // packs dy once for both), and each alone.
+        let v = Some(variant);
+        let (dx, dw) = conv2d_backward(v, v, &x, &w, &r, s.stride, s.pad).unwrap();
+        assert_close(
+            &dx.unwrap().to_vec().unwrap(),
+            &want_dx,
+            1e-4,
+            1e-4,
+            &what("x (both)"),
+        );
+        assert_close(
+            &dw.unwrap().to_vec().unwrap(),
+            &want_dw,
+            1e-4,
+            1e-4,
+            &what("w (both)"),
+        );
+        let (dx, none) = conv2d_backward(v, None, &x, &w, &r, s.stride, s.pad).unwrap();
+        assert!(none.is_none(), "{}", what("w not asked for"));
+        assert_close(
+            &dx.unwrap().to_vec().unwrap(),
+            &want_dx,
+            1e-4,
+            1e-4,
+            &what("x (alone)"),
+        );
+        let (none, dw) = conv2d_backward(None, v, &x, &w, &r, s.stride, s.pad).unwrap();
+        assert!(none.is_none(), "{}", what("x not asked for"));
+        assert_close(
+            &dw.unwrap().to_vec().unwrap(),
+            &want_dw,
+            1e-4,
+            1e-4,
+            &what("w (alone)"),
+        );
     }
 }
 

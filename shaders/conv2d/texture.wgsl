@@ -53,9 +53,11 @@ struct Params {
     // convolution's padding; dy: enough for the reach of every tap).
     margin: u32,
     // `weight` only: dy's texel groups of 4 output channels and images per
-    // texture page (dy packed without margin), output rows (n, oy) summed
-    // per invocation, and the number of such ranges.
+    // texture page, output rows (n, oy) summed per invocation, the number
+    // of such ranges, and the zeros around each packed dy image (`input`'s
+    // margin where both gradients share one packing, else 0).
     o4: u32, dy_per_page: u32, rows: u32, ranges: u32,
+    dy_margin: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -407,8 +409,8 @@ fn input(
 // x[n, c, oy * s + ky - pad, ox * s + kx - pad], a GEMM whose reduction runs
 // over every output pixel of the batch. Both operands come through
 // textures, 4 channels per texel: x packed as for `forward` (its padding
-// makes every tap's fetch land inside the texture), dy packed without
-// margin. A column t of the GEMM is one texel of x: tap t / c4, channel
+// makes every tap's fetch land inside the texture), dy packed as for
+// `input` (so one packing serves both gradients) or without margin. A column t of the GEMM is one texel of x: tap t / c4, channel
 // group t % c4.
 //
 // Each invocation sums the products of one range of p.rows output rows
@@ -513,7 +515,11 @@ fn weight(
         let oy = row % p.oh;
         // Tap (0, 0) of pixel (oy, 0) in x, and dy's pixel (oy, 0).
         let xb = vec2<u32>((n / p.per_page) * p.wp * p.c4, (n % p.per_page) * p.hp + oy * p.stride);
-        let db = vec2<u32>((n / p.dy_per_page) * p.ow * p.o4, (n % p.dy_per_page) * p.oh + oy);
+        let m = p.dy_margin;
+        let db = vec2<u32>(
+            ((n / p.dy_per_page) * (p.ow + 2u * m) + m) * p.o4,
+            (n % p.dy_per_page) * (p.oh + 2u * m) + oy + m,
+        );
         for (var ox = 0u; ox < p.ow; ox++) {
             let xo = xb + vec2<u32>(ox * xstep, 0u);
             let dd = db + vec2<u32>(ox * p.o4, 0u);

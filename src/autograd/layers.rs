@@ -193,18 +193,9 @@ pub(super) fn backward(
             let geometry = ConvGeometry::new(x_shape, w.shape(), stride, padding)?;
             let pick =
                 |pass| variant.unwrap_or_else(|| ConvVariant::choose(x.gpu(), &geometry, pass));
-            let dx = needs[0]
-                .then(|| {
-                    let v = pick(ConvPass::InputGrad);
-                    conv::conv2d_backward_input(v, g, w, x_shape, stride, padding)
-                })
-                .transpose()?;
-            let dw = needs[1]
-                .then(|| {
-                    let v = pick(ConvPass::WeightGrad);
-                    conv::conv2d_backward_weight(v, x, g, w.shape(), stride, padding)
-                })
-                .transpose()?;
+            let vx = needs[0].then(|| pick(ConvPass::InputGrad));
+            let vw = needs[1].then(|| pick(ConvPass::WeightGrad));
+            let (dx, dw) = conv::conv2d_backward(vx, vw, x, w, g, stride, padding)?;
             let mut grads = vec![dx, dw];
             if needs.len() == 3 {
                 grads.push(

@@ -54,8 +54,9 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// code cuts the work changes, this is raised, and the choices timed against
 /// the old kernels (in a file of the old revision) are no longer read.
 /// 2: the `texture` convolution got its own weight gradient; 3: it cuts
-/// at least 8 ranges; 4: its lanes take the column blocks of a range.
-pub(crate) const KERNELS_REVISION: u32 = 4;
+/// at least 8 ranges; 4: its lanes take the column blocks of a range; 5:
+/// packed dy keeps only the margin the input gradient reads.
+pub(crate) const KERNELS_REVISION: u32 = 5;
 
 /// FNV-1a, so the file name does not depend on the standard library's
 /// hasher (which may change between releases).

@@ -640,6 +640,46 @@ pub fn conv2d_backward_weight(
     }
 }
 
+/// dL/dx (with `dx`'s variant) and dL/dw (with `dw`'s) of a convolution
+/// in one call, `None` for a gradient not asked for: what the autograd tape
+/// runs. Where both run on `texture`, dy is packed into a texture once and
+/// read by both kernels; otherwise this is [`conv2d_backward_input`] and
+/// [`conv2d_backward_weight`].
+pub fn conv2d_backward(
+    dx: Option<ConvVariant>,
+    dw: Option<ConvVariant>,
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    x.same_gpu(dy, "conv2d_backward")?;
+    x.same_gpu(w, "conv2d_backward")?;
+    let g = ConvGeometry::new(x.shape(), w.shape(), stride, padding)?;
+    check_grad("conv2d_backward", dy, &g)?;
+    let shared = dx == Some(ConvVariant::Texture)
+        && dw == Some(ConvVariant::Texture)
+        && g.o > 0
+        && g.c * g.kh * g.kw > 0
+        && g.n * g.oh * g.ow > 0
+        && texture::weight_fits(&g);
+    if !shared {
+        let dx = dx
+            .map(|v| conv2d_backward_input(v, dy, w, x.shape(), stride, padding))
+            .transpose()?;
+        let dw = dw
+            .map(|v| conv2d_backward_weight(v, x, dy, w.shape(), stride, padding))
+            .transpose()?;
+        return Ok((dx, dw));
+    }
+    let packed = texture::pack_dy(dy, &g, true)?;
+    let gx = Tensor::uninit(x.gpu(), x.shape())?;
+    texture::input_grad_packed(&packed, w, &gx, &g)?;
+    let gw = texture::weight_grad_packed(x, &packed, &g)?;
+    Ok((Some(gx), Some(gw)))
+}
+
 /// dL/dbias of a convolution: `dy` `[N, O, OH, OW]` summed to `[O]`.
 pub fn conv2d_backward_bias(dy: &Tensor) -> Result<Tensor> {
     let &[n, o, oh, ow] = dy.shape() else {

@@ -40,6 +40,7 @@ uniform! {
         dy_per_page: u32,
         rows: u32,
         ranges: u32,
+        dy_margin: u32,
     }
 }
 
@@ -101,9 +102,27 @@ pub(super) fn fits(gpu: &Gpu, g: &ConvGeometry) -> bool {
     xw <= max && xh <= max && dw <= max && dh <= max && wrows <= max
 }
 
-/// The zeros around packed dy: enough for every tap's reach in `input`.
+/// The zeros around packed dy: the reach of `input`'s taps past dy's
+/// edges, over every stride phase and both axes.
 fn margin(g: &ConvGeometry) -> usize {
-    g.kh.max(g.kw) + g.padding
+    reach(g.kh, g.h, g.oh, g.stride, g.padding).max(reach(g.kw, g.w, g.ow, g.stride, g.padding))
+}
+
+/// How far `input` reads past either end of a dy axis of `out` values: the
+/// input pixels of phase f are f, f + s, ...; pixel q of that phase reads dy
+/// at q + (f + pad - k) / s for its taps k = f + pad (mod s).
+fn reach(taps: usize, len: usize, out: usize, s: usize, pad: usize) -> usize {
+    let mut most = 0i64;
+    for f in 0..s.min(len) {
+        let phase_len = (len - f).div_ceil(s) as i64;
+        for k in (0..taps).filter(|k| (f + pad + s - k % s).is_multiple_of(s)) {
+            let offset = (f as i64 + pad as i64 - k as i64) / s as i64;
+            most = most
+                .max(-offset)
+                .max(phase_len - 1 + offset - (out as i64 - 1));
+        }
+    }
+    most as usize
 }
 
 fn params(g: &ConvGeometry, input: bool, lay: [usize; 6], margin: usize) -> TextureParams {
@@ -135,6 +154,7 @@ fn params(g: &ConvGeometry, input: bool, lay: [usize; 6], margin: usize) -> Text
         dy_per_page: 0,
         rows: 0,
         ranges: 0,
+        dy_margin: 0,
     }
 }
 
@@ -216,20 +236,51 @@ pub(super) fn forward(
     dispatch(gpu, &kernel("forward"), &constants, &p, &bindings, groups)
 }
 
+/// dy packed as an input of o channels, oh x ow, with `margin` zeros
+/// around each image: [`margin`] for `input`, which `weight` also reads,
+/// or 0 where only `weight` does.
+pub(super) struct PackedDy {
+    tex: Packed,
+    lay: [usize; 6],
+    margin: usize,
+}
+
+/// Packs dy for the gradients of `g`: with `input`'s margin when
+/// `for_input`, else without.
+pub(super) fn pack_dy(dy: &Tensor, g: &ConvGeometry, for_input: bool) -> Result<PackedDy> {
+    let m = if for_input { margin(g) } else { 0 };
+    let lay = layout(dy.gpu(), g.n, g.o, g.oh, g.ow, m);
+    let p = params(g, true, lay, m);
+    let tex = pack_input(dy, &p, lay)?;
+    Ok(PackedDy {
+        tex,
+        lay,
+        margin: m,
+    })
+}
+
 /// The input gradient: `dx` `[n, c, h, w]` from `dy` and `w`, one
 /// dispatch covering the stride's s * s phases.
 pub(super) fn input_grad(dy: &Tensor, w: &Tensor, dx: &Tensor, g: &ConvGeometry) -> Result<()> {
-    let gpu = dy.gpu();
-    let m = margin(g);
-    let lay = layout(gpu, g.n, g.o, g.oh, g.ow, m);
-    let p = params(g, true, lay, m);
-    let tdy = pack_input(dy, &p, lay)?;
+    input_grad_packed(&pack_dy(dy, g, true)?, w, dx, g)
+}
+
+/// [`input_grad`] from dy packed by [`pack_dy`] with `input`'s margin.
+pub(super) fn input_grad_packed(
+    dy: &PackedDy,
+    w: &Tensor,
+    dx: &Tensor,
+    g: &ConvGeometry,
+) -> Result<()> {
+    let gpu = w.gpu();
+    debug_assert_eq!(dy.margin, margin(g));
+    let p = params(g, true, dy.lay, dy.margin);
     let tw = pack_weights(w, &p, true)?;
     let s = g.stride;
     let pixels = g.n * g.h.div_ceil(s) * g.w.div_ceil(s);
     let groups = groups(gpu, g, pixels, g.c, s * s)?;
     let bindings = [
-        Binding::texture(1, &tdy.view),
+        Binding::texture(1, &dy.tex.view),
         Binding::texture(2, &tw.view),
         w.binding(3),
         dx.binding(4),
@@ -262,36 +313,42 @@ fn weight_ranges(g: &ConvGeometry) -> Option<(usize, usize)> {
     Some((per, rows.div_ceil(per)))
 }
 
+/// Whether [`weight_grad`] can run `g` (else the caller takes `im2col`).
+pub(super) fn weight_fits(g: &ConvGeometry) -> bool {
+    weight_ranges(g).is_some()
+}
+
 /// The weight gradient: dw `[o, c, kh, kw]` from `x` and `dy`, or `None`
 /// where its ranges cannot be cut (see [`weight_ranges`]); the caller then
 /// takes the `im2col` path.
 pub(super) fn weight_grad(x: &Tensor, dy: &Tensor, g: &ConvGeometry) -> Result<Option<Tensor>> {
-    let Some((rows, ranges)) = weight_ranges(g) else {
+    if !weight_fits(g) {
         return Ok(None);
+    }
+    weight_grad_packed(x, &pack_dy(dy, g, false)?, g).map(Some)
+}
+
+/// [`weight_grad`] from dy packed by [`pack_dy`], with or without margin;
+/// `g` must pass [`weight_fits`].
+pub(super) fn weight_grad_packed(x: &Tensor, dy: &PackedDy, g: &ConvGeometry) -> Result<Tensor> {
+    let Some((rows, ranges)) = weight_ranges(g) else {
+        return Err(Error::Limit {
+            what: format!("a texture conv2d weight gradient of {g:?}: an output row"),
+            limit: "the texture variant's range of pixels per invocation",
+            requested: g.ow as u64,
+            allowed: DIRECT_RANGE as u64,
+        });
     };
     let gpu = x.gpu();
     let lay = layout(gpu, g.n, g.c, g.h, g.w, g.padding);
-    let dlay = layout(gpu, g.n, g.o, g.oh, g.ow, 0);
     let mut p = params(g, false, lay, g.padding);
     let u = |v: usize| v as u32;
-    p.o4 = u(dlay[0]);
-    p.dy_per_page = u(dlay[3]);
+    p.o4 = u(dy.lay[0]);
+    p.dy_per_page = u(dy.lay[3]);
+    p.dy_margin = u(dy.margin);
     p.rows = u(rows);
     p.ranges = u(ranges);
     let tx = pack_input(x, &p, lay)?;
-    // dy as an input of o channels, oh x ow, without margin.
-    let pd = TextureParams {
-        c: p.o,
-        h: p.oh,
-        w: p.ow,
-        c4: p.o4,
-        hp: p.oh,
-        wp: p.ow,
-        per_page: p.dy_per_page,
-        margin: 0,
-        ..p
-    };
-    let tdy = pack_input(dy, &pd, dlay)?;
     let taps = g.c * g.kh * g.kw;
     let parts = Tensor::uninit(gpu, &[ranges, g.o * taps])?;
     let tblocks = (g.kh * g.kw * g.c.div_ceil(4)).div_ceil(4);
@@ -300,7 +357,7 @@ pub(super) fn weight_grad(x: &Tensor, dy: &Tensor, g: &ConvGeometry) -> Result<O
     let d = within_limits(gpu, what, d)?;
     let bindings = [
         Binding::texture(1, &tx.view),
-        Binding::texture(5, &tdy.view),
+        Binding::texture(5, &dy.tex.view),
         parts.binding(6),
     ];
     dispatch(gpu, &kernel("weight"), &[], &p, &bindings, d)?;
@@ -309,5 +366,5 @@ pub(super) fn weight_grad(x: &Tensor, dy: &Tensor, g: &ConvGeometry) -> Result<O
     } else {
         crate::kernels::reduce::sum_axis(&parts, 0)?
     };
-    Ok(Some(dw.reshape(&[g.o, g.c, g.kh, g.kw])?))
+    dw.reshape(&[g.o, g.c, g.kh, g.kw])
 }
