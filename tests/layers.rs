@@ -168,6 +168,67 @@ fn batch_norm_eval_at(n: usize, c: usize, h: usize, w: usize) {
     );
 }
 
+/// `batch_norm_relu` against relu of the f64 batch norm, and by central
+/// differences: training mode with and without the affine transform, and
+/// eval mode, at planes of 1, 12 and 99 values.
+#[test]
+fn batch_norm_relu_is_relu_of_batch_norm() {
+    for (n, c, h, w) in [(3, 5, 3, 4), (2, 3, 9, 11), (9, 6, 1, 1)] {
+        let l = h * w;
+        let shape = if l == 1 { vec![n, c] } else { vec![n, c, h, w] };
+        let (rm, rv) = bn_state(c);
+        let st = BatchNormState {
+            running_mean: &rm,
+            running_var: &rv,
+            momentum: 0.1,
+            eps: 1e-5,
+        };
+        let x = random(11, &shape, -2.0, 3.0);
+        let (gamma, beta) = (random(12, &[c], 0.5, 1.5), random(13, &[c], -1.0, 1.0));
+        check(
+            &format!("batch_norm_relu train {shape:?}"),
+            &[x.clone(), gamma.clone(), beta.clone()],
+            |t, v| {
+                t.batch_norm_relu(v[0], Some((v[1], v[2])), &st, true)
+                    .unwrap()
+            },
+            |a| layers::relu(&layers::batch_norm_train(&a[0], n, c, l, Some((&a[1], &a[2]))).0),
+            2e-4,
+        );
+        check(
+            &format!("batch_norm_relu train, no affine {shape:?}"),
+            std::slice::from_ref(&x),
+            |t, v| t.batch_norm_relu(v[0], None, &st, true).unwrap(),
+            |a| layers::relu(&layers::batch_norm_train(&a[0], n, c, l, None).0),
+            2e-4,
+        );
+        // Eval mode with running estimates of the sort training leaves.
+        let (m, _) = random(14, &[c], -0.5, 0.5);
+        let (v, _) = random(15, &[c], 0.5, 2.0);
+        let (em, ev) = (upload(&m, &[c]), upload(&v, &[c]));
+        let st = BatchNormState {
+            running_mean: &em,
+            running_var: &ev,
+            momentum: 0.1,
+            eps: 1e-5,
+        };
+        let (m64, v64) = (to_f64(&m), to_f64(&v));
+        check(
+            &format!("batch_norm_relu eval {shape:?}"),
+            &[x.clone(), gamma, beta],
+            |t, vs| {
+                t.batch_norm_relu(vs[0], Some((vs[1], vs[2])), &st, false)
+                    .unwrap()
+            },
+            |a| {
+                let y = layers::batch_norm_apply(&a[0], n, c, l, &m64, &v64, Some((&a[1], &a[2])));
+                layers::relu(&y)
+            },
+            1e-4,
+        );
+    }
+}
+
 fn layer_norm_ref(x: &[f64], g: &[f64], b: &[f64]) -> Vec<f64> {
     let d = g.len();
     x.chunks(d)

@@ -20,6 +20,12 @@
 //                   of the whole batch, across ranks when synchronised) (the statistics depend on x), and
 //                   gamma * invstd * dy in eval mode.
 //
+// With RELU, batch norm and the relu after it are one op: `normalize`
+// writes max(y, 0), and the backward kernels take dy where y > 0 and 0
+// elsewhere, recomputing y from x with the forward's own expression
+// (`pre_relu`). That saves the relu's two passes over the activation (one
+// each way) and the normalised activation it would have kept.
+//
 // The per-channel sums use a two-pass mean / variance and a tree in
 // workgroup memory: a handful of barriers per channel, against N * L loads.
 //
@@ -33,6 +39,7 @@
 override AFFINE: bool = true;
 override TRAIN: bool = true;
 override MOMENTS: bool = false;
+override RELU: bool = false;
 override C: u32 = 1u;
 override L: u32 = 1u;
 
@@ -126,6 +133,16 @@ fn update_running(@builtin(global_invocation_id) gid: vec3<u32>) {
     running_var[c] = (1.0 - p.momentum) * running_var[c] + p.momentum * invstd[c];
 }
 
+// The normalised value that RELU clamps: `normalize`'s output before the
+// relu, and what the backward kernels recompute for the relu's mask.
+fn pre_relu(x: f32, mean: f32, invstd: f32, gamma: f32, beta: f32) -> f32 {
+    var v = (x - mean) * invstd;
+    if AFFINE {
+        v = v * gamma + beta;
+    }
+    return v;
+}
+
 @group(0) @binding(1) var<storage, read> nx: array<f32>;
 @group(0) @binding(2) var<storage, read> nmean: array<f32>;
 @group(0) @binding(3) var<storage, read> ninvstd: array<f32>;
@@ -145,9 +162,9 @@ fn normalize(
         return;
     }
     let c = (i / L) % C;
-    var v = (nx[i] - nmean[c]) * ninvstd[c];
-    if AFFINE {
-        v = v * gamma[c] + beta[c];
+    var v = pre_relu(nx[i], nmean[c], ninvstd[c], gamma[c], beta[c]);
+    if RELU {
+        v = max(v, 0.0);
     }
     y[i] = v;
 }
@@ -158,6 +175,9 @@ fn normalize(
 @group(0) @binding(4) var<storage, read> binvstd: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dbeta: array<f32>;
+// For RELU's mask (the host binds the mean without the affine transform).
+@group(0) @binding(7) var<storage, read> rgamma: array<f32>;
+@group(0) @binding(8) var<storage, read> rbeta: array<f32>;
 
 @compute @workgroup_size(256)
 fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -165,13 +185,19 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     let count = p.n * L;
     let mu = bmean[c];
     let invstd = binvstd[c];
+    let gm = rgamma[c];
+    let bt = rbeta[c];
     var sd = 0.0;
     var sdx = 0.0;
     for (var i = lid; i < count; i += 256u) {
         let j = at(c, i);
-        let g = dy[j];
+        let v = bx[j];
+        var g = dy[j];
+        if RELU && pre_relu(v, mu, invstd, gm, bt) <= 0.0 {
+            g = 0.0;
+        }
         sd += g;
-        sdx += g * (bx[j] - mu);
+        sdx += g * (v - mu);
     }
     let total_dy = workgroup_sum(lid, sd);
     let total_dyx = workgroup_sum(lid, sdx);
@@ -190,6 +216,8 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
 @group(0) @binding(6) var<storage, read> idgamma: array<f32>;
 @group(0) @binding(7) var<storage, read> idbeta: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dx: array<f32>;
+// For RELU's mask (the host binds the mean without the affine transform).
+@group(0) @binding(9) var<storage, read> ibeta: array<f32>;
 
 @compute @workgroup_size(256)
 fn backward_input(
@@ -206,9 +234,13 @@ fn backward_input(
     if AFFINE {
         scale *= igamma[c];
     }
+    let v = ix[i];
     var g = idy[i];
+    if RELU && pre_relu(v, imean[c], iinvstd[c], igamma[c], ibeta[c]) <= 0.0 {
+        g = 0.0;
+    }
     if TRAIN {
-        let xhat = (ix[i] - imean[c]) * iinvstd[c];
+        let xhat = (v - imean[c]) * iinvstd[c];
         g -= (idbeta[c] + xhat * idgamma[c]) / f32(p.total * L);
     }
     dx[i] = scale * g;

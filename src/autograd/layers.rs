@@ -91,11 +91,47 @@ impl Tape {
         if let Some(d) = self.spread().filter(|d| train && d.sync_bn) {
             return self.sync_batch_norm(x, affine, state, d);
         }
+        self.batch_norm_op(x, affine, state, train, false)
+    }
+
+    /// `relu(batch_norm(x))` as one op: the values and gradients of
+    /// [`Tape::batch_norm`] then [`Tape::relu`], in batch norm's passes
+    /// alone, without keeping the normalised activation. Synchronised
+    /// batch norm (under several ranks) runs the two ops.
+    pub fn batch_norm_relu(
+        &mut self,
+        x: Var,
+        affine: Option<(Var, Var)>,
+        state: &BatchNormState<'_>,
+        train: bool,
+    ) -> Result<Var> {
+        if let Some(d) = self.spread().filter(|d| train && d.sync_bn) {
+            let b = self.sync_batch_norm(x, affine, state, d)?;
+            let r = self.relu(b)?;
+            self.release(b)?;
+            return Ok(r);
+        }
+        self.batch_norm_op(x, affine, state, train, true)
+    }
+
+    fn batch_norm_op(
+        &mut self,
+        x: Var,
+        affine: Option<(Var, Var)>,
+        state: &BatchNormState<'_>,
+        train: bool,
+        relu: bool,
+    ) -> Result<Var> {
         let tx = self.value(x)?.clone();
         let params = affine
             .map(|(g, b)| Ok::<_, Error>((self.value(g)?.clone(), self.value(b)?.clone())))
             .transpose()?;
-        let (y, stats) = norm::batch_norm(
+        let forward = if relu {
+            norm::batch_norm_relu
+        } else {
+            norm::batch_norm
+        };
+        let (y, stats) = forward(
             &tx,
             params.as_ref().map(|(g, b)| (g, b)),
             state.running_mean,
@@ -106,11 +142,14 @@ impl Tape {
         )?;
         let mut inputs = vec![x];
         let mut saved = vec![tx, stats.mean, stats.invstd];
-        if let (Some((g, b)), Some((tg, _))) = (affine, params) {
+        if let (Some((g, b)), Some((tg, tb))) = (affine, params) {
             inputs.extend([g, b]);
             saved.push(tg);
+            if relu {
+                saved.push(tb);
+            }
         }
-        Ok(self.record(Op::BatchNorm { train }, &inputs, y, saved))
+        Ok(self.record(Op::BatchNorm { train, relu }, &inputs, y, saved))
     }
 
     /// Layer normalisation over the last dimension with `gamma` and `beta` `[D]`.
@@ -208,13 +247,17 @@ pub(super) fn backward(
         }
         // With xhat = (x - mean) * invstd: dbeta = sum dy, dgamma = sum dy xhat,
         // dx = gamma invstd (dy - (dbeta + xhat dgamma) / count) in training.
-        Op::BatchNorm { train } => {
+        Op::BatchNorm { train, relu } => {
             let stats = BatchStats {
                 mean: saved[1].clone(),
                 invstd: saved[2].clone(),
             };
-            let (dx, dgamma, dbeta) =
-                norm::batch_norm_backward(&saved[0], g, &stats, saved.get(3), train)?;
+            let (dx, dgamma, dbeta) = if relu {
+                let affine = saved.get(3).zip(saved.get(4));
+                norm::batch_norm_relu_backward(&saved[0], g, &stats, affine, train)?
+            } else {
+                norm::batch_norm_backward(&saved[0], g, &stats, saved.get(3), train)?
+            };
             let mut grads = vec![Some(dx)];
             if needs.len() == 3 {
                 grads.extend([Some(dgamma), Some(dbeta)]);

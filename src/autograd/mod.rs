@@ -91,9 +91,12 @@ pub enum Op {
         /// gradient, weight gradient), chosen per pass.
         variant: Option<ConvVariant>,
     },
-    /// Inputs `[x]` or `[x, gamma, beta]`; saved `[x, mean, invstd]` (+ gamma).
+    /// Inputs `[x]` or `[x, gamma, beta]`; saved `[x, mean, invstd]` (+
+    /// gamma, and beta with `relu`). With `relu`, the op is
+    /// `relu(batch_norm(x))` in batch norm's passes.
     BatchNorm {
         train: bool,
+        relu: bool,
     },
     /// Inputs `[x, gamma, beta]`; saved `[x, gamma, mean, rstd]`.
     LayerNorm,

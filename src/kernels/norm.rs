@@ -91,7 +91,6 @@ fn bn_params(n: usize, momentum: f32, eps: f32, total: usize) -> BnParams {
 /// `r = (1 - momentum) r + momentum b`, with the unbiased variance, as
 /// PyTorch does. Eval mode normalises with the running estimates. `affine`
 /// is `(gamma, beta)`, each `[C]`. Returns the output and the statistics used.
-#[allow(clippy::too_many_arguments)]
 pub fn batch_norm(
     x: &Tensor,
     affine: Option<(&Tensor, &Tensor)>,
@@ -100,6 +99,35 @@ pub fn batch_norm(
     train: bool,
     momentum: f32,
     eps: f32,
+) -> Result<(Tensor, BatchStats)> {
+    let running = (running_mean, running_var);
+    batch_norm_with(x, affine, running, train, momentum, eps, false)
+}
+
+/// `relu(batch_norm(x))` in the passes of [`batch_norm`] alone: the
+/// normalisation writes max(y, 0). Same arguments and statistics; its
+/// backward is [`batch_norm_relu_backward`].
+pub fn batch_norm_relu(
+    x: &Tensor,
+    affine: Option<(&Tensor, &Tensor)>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    train: bool,
+    momentum: f32,
+    eps: f32,
+) -> Result<(Tensor, BatchStats)> {
+    let running = (running_mean, running_var);
+    batch_norm_with(x, affine, running, train, momentum, eps, true)
+}
+
+fn batch_norm_with(
+    x: &Tensor,
+    affine: Option<(&Tensor, &Tensor)>,
+    (running_mean, running_var): (&Tensor, &Tensor),
+    train: bool,
+    momentum: f32,
+    eps: f32,
+    relu: bool,
 ) -> Result<(Tensor, BatchStats)> {
     let (n, c, l) = bn_dims("batch_norm", x.shape())?;
     check_channels("batch_norm", x, c, &[running_mean, running_var])?;
@@ -141,7 +169,7 @@ pub fn batch_norm(
             groups,
         )?;
     }
-    let y = batch_norm_normalize(x, &stats, affine)?;
+    let y = normalize_with(x, &stats, affine, relu)?;
     Ok((y, stats))
 }
 
@@ -212,6 +240,15 @@ pub fn batch_norm_normalize(
     stats: &BatchStats,
     affine: Option<(&Tensor, &Tensor)>,
 ) -> Result<Tensor> {
+    normalize_with(x, stats, affine, false)
+}
+
+fn normalize_with(
+    x: &Tensor,
+    stats: &BatchStats,
+    affine: Option<(&Tensor, &Tensor)>,
+    relu: bool,
+) -> Result<Tensor> {
     let (n, c, l) = bn_dims("batch_norm", x.shape())?;
     check_channels("batch_norm", x, c, &[&stats.mean, &stats.invstd])?;
     if let Some((g, b)) = affine {
@@ -226,7 +263,14 @@ pub fn batch_norm_normalize(
     dispatch(
         gpu,
         &bn_kernel("normalize"),
-        &bn_constants(c, l, &[("AFFINE", affine.is_some() as u32 as f64)]),
+        &bn_constants(
+            c,
+            l,
+            &[
+                ("AFFINE", affine.is_some() as u32 as f64),
+                ("RELU", relu as u32 as f64),
+            ],
+        ),
         &bn_params(n, 0.0, 0.0, n),
         &[
             x.binding(1),
@@ -284,6 +328,25 @@ pub fn batch_norm_backward(
     Ok((dx, dgamma, dbeta))
 }
 
+/// The gradients of [`batch_norm_relu`] given dL/dy, as
+/// [`batch_norm_backward`]'s with dy zeroed where the output is zero. The
+/// kernels recompute the normalised x for that mask, so they take beta
+/// beside gamma: `affine` as the forward had it.
+pub fn batch_norm_relu_backward(
+    x: &Tensor,
+    dy: &Tensor,
+    stats: &BatchStats,
+    affine: Option<(&Tensor, &Tensor)>,
+    train: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let mask = Some(affine);
+    let (dgamma, dbeta) = backward_reduce_with(x, dy, stats, mask)?;
+    let n = bn_dims("batch_norm_backward", x.shape())?.0;
+    let sums = (&dgamma, &dbeta);
+    let dx = backward_input_with(x, dy, stats, affine.map(|a| a.0), sums, train, n, mask)?;
+    Ok((dx, dgamma, dbeta))
+}
+
 /// The per-channel sums of the backward: `(dgamma, dbeta)` = (sum of dy
 /// xhat, sum of dy), each `[C]`.
 pub fn batch_norm_backward_reduce(
@@ -291,17 +354,52 @@ pub fn batch_norm_backward_reduce(
     dy: &Tensor,
     stats: &BatchStats,
 ) -> Result<(Tensor, Tensor)> {
+    backward_reduce_with(x, dy, stats, None)
+}
+
+/// The tensors a relu mask is recomputed from: `Some(affine)` for
+/// [`batch_norm_relu`]'s backward (`affine` = the forward's gamma and beta,
+/// or `None` without them), `None` for plain batch norm.
+type ReluMask<'a> = Option<Option<(&'a Tensor, &'a Tensor)>>;
+
+/// The `RELU` and `AFFINE` constants and the (gamma, beta) to bind for a
+/// mask; the mean stands in for tensors the shader does not read.
+fn mask_bindings<'a>(
+    x: &Tensor,
+    c: usize,
+    stats: &'a BatchStats,
+    mask: ReluMask<'a>,
+) -> Result<(bool, bool, &'a Tensor, &'a Tensor)> {
+    let affine = mask.flatten();
+    if let Some((g, b)) = affine {
+        check_channels("batch_norm_backward", x, c, &[g, b])?;
+    }
+    let (g, b) = affine.unwrap_or((&stats.mean, &stats.mean));
+    Ok((mask.is_some(), affine.is_some(), g, b))
+}
+
+fn backward_reduce_with(
+    x: &Tensor,
+    dy: &Tensor,
+    stats: &BatchStats,
+    mask: ReluMask<'_>,
+) -> Result<(Tensor, Tensor)> {
     let (n, c, l) = check_backward(x, dy, stats)?;
+    let (relu, affine, gamma, beta) = mask_bindings(x, c, stats, mask)?;
     let gpu = x.gpu();
     if x.numel() == 0 {
         return Ok((Tensor::zeros(gpu, &[c])?, Tensor::zeros(gpu, &[c])?));
     }
     let dgamma = Tensor::uninit(gpu, &[c])?;
     let dbeta = Tensor::uninit(gpu, &[c])?;
+    let flags = [
+        ("AFFINE", affine as u32 as f64),
+        ("RELU", relu as u32 as f64),
+    ];
     dispatch(
         gpu,
         &bn_kernel("backward_reduce"),
-        &bn_constants(c, l, &[]),
+        &bn_constants(c, l, &flags),
         &bn_params(n, 0.0, 0.0, n),
         &[
             x.binding(1),
@@ -310,6 +408,8 @@ pub fn batch_norm_backward_reduce(
             stats.invstd.binding(4),
             dgamma.binding(5),
             dbeta.binding(6),
+            gamma.binding(7),
+            beta.binding(8),
         ],
         channel_groups(gpu, c)?,
     )?;
@@ -324,15 +424,30 @@ pub fn batch_norm_backward_input(
     dy: &Tensor,
     stats: &BatchStats,
     gamma: Option<&Tensor>,
+    sums: (&Tensor, &Tensor),
+    train: bool,
+    total: usize,
+) -> Result<Tensor> {
+    backward_input_with(x, dy, stats, gamma, sums, train, total, None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_input_with(
+    x: &Tensor,
+    dy: &Tensor,
+    stats: &BatchStats,
+    gamma: Option<&Tensor>,
     (dgamma, dbeta): (&Tensor, &Tensor),
     train: bool,
     total: usize,
+    mask: ReluMask<'_>,
 ) -> Result<Tensor> {
     let (n, c, l) = check_backward(x, dy, stats)?;
     if let Some(g) = gamma {
         check_channels("batch_norm_backward", x, c, &[g])?;
     }
     check_channels("batch_norm_backward", x, c, &[dgamma, dbeta])?;
+    let (relu, _, _, beta) = mask_bindings(x, c, stats, mask)?;
     let gpu = x.gpu();
     let dx = Tensor::uninit(gpu, x.shape())?;
     if x.numel() == 0 {
@@ -347,6 +462,7 @@ pub fn batch_norm_backward_input(
             &[
                 ("AFFINE", gamma.is_some() as u32 as f64),
                 ("TRAIN", train as u32 as f64),
+                ("RELU", relu as u32 as f64),
             ],
         ),
         &bn_params(n, 0.0, 0.0, total),
@@ -359,6 +475,7 @@ pub fn batch_norm_backward_input(
             dgamma.binding(6),
             dbeta.binding(7),
             dx.binding(8),
+            beta.binding(9),
         ],
         gpu.grid((x.numel() as u64).div_ceil(256))?,
     )?;

@@ -128,10 +128,8 @@ impl Encoder for ConvNet {
             if h != x {
                 tape.release(h)?;
             }
-            let b = bn.forward(tape, c, train)?;
+            let r = bn.forward_relu(tape, c, train)?;
             tape.release(c)?;
-            let r = tape.relu(b)?;
-            tape.release(b)?;
             h = after_stage(tape, r, hook)?;
         }
         Ok(h)

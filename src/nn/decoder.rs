@@ -121,16 +121,12 @@ impl Module for Decoder {
             if h != x {
                 tape.release(h)?;
             }
-            let b = bn1.forward(tape, u, train)?;
+            let r = bn1.forward_relu(tape, u, train)?;
             tape.release(u)?;
-            let r = tape.relu(b)?;
-            tape.release(b)?;
             let c = conv.forward(tape, r)?;
             tape.release(r)?;
-            let b = bn2.forward(tape, c, train)?;
+            h = bn2.forward_relu(tape, c, train)?;
             tape.release(c)?;
-            h = tape.relu(b)?;
-            tape.release(b)?;
         }
         let y = self.head.forward(tape, h)?;
         tape.release(h)?;

@@ -99,6 +99,15 @@ impl BatchNorm {
     }
 
     pub fn forward(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
+        self.forward_with(tape, x, train, false)
+    }
+
+    /// `relu(self.forward(x))` as one op ([`Tape::batch_norm_relu`]).
+    pub fn forward_relu(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
+        self.forward_with(tape, x, train, true)
+    }
+
+    fn forward_with(&mut self, tape: &mut Tape, x: Var, train: bool, relu: bool) -> Result<Var> {
         let affine = match (&mut self.weight, &mut self.bias) {
             (Some(w), Some(b)) => Some((w.register(tape)?, b.register(tape)?)),
             _ => None,
@@ -109,7 +118,11 @@ impl BatchNorm {
             momentum: self.momentum,
             eps: self.eps,
         };
-        let y = tape.batch_norm(x, affine, &state, train)?;
+        let y = if relu {
+            tape.batch_norm_relu(x, affine, &state, train)?
+        } else {
+            tape.batch_norm(x, affine, &state, train)?
+        };
         if train {
             self.num_batches_tracked
                 .set(self.num_batches_tracked.get() + 1);

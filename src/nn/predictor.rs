@@ -74,10 +74,8 @@ impl LatentPredictor {
         let s = tape.add(p, c)?;
         tape.release(p)?;
         tape.release(c)?;
-        let n = self.bn.forward(tape, s, train)?;
+        let r = self.bn.forward_relu(tape, s, train)?;
         tape.release(s)?;
-        let r = tape.relu(n)?;
-        tape.release(n)?;
         let d = self.out.forward(tape, r)?;
         tape.release(r)?;
         tape.add(z_cur, d)

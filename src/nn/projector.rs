@@ -87,10 +87,8 @@ impl Module for Projector {
             if h != x {
                 tape.release(h)?;
             }
-            let b = bn.forward(tape, l, train)?;
+            h = bn.forward_relu(tape, l, train)?;
             tape.release(l)?;
-            h = tape.relu(b)?;
-            tape.release(b)?;
         }
         let y = self.last.forward(tape, h)?;
         if h != x {

@@ -40,10 +40,8 @@ impl BasicBlock {
     /// Every activation but `x` (the caller's) is released once read.
     fn forward(&mut self, tape: &mut Tape, x: Var, train: bool) -> Result<Var> {
         let c1 = self.conv1.forward(tape, x)?;
-        let b1 = self.bn1.forward(tape, c1, train)?;
+        let r1 = self.bn1.forward_relu(tape, c1, train)?;
         tape.release(c1)?;
-        let r1 = tape.relu(b1)?;
-        tape.release(b1)?;
         let c2 = self.conv2.forward(tape, r1)?;
         tape.release(r1)?;
         let b2 = self.bn2.forward(tape, c2, train)?;
@@ -160,10 +158,8 @@ impl Encoder for ResNet18 {
             ));
         }
         let c = self.conv1.forward(tape, x)?;
-        let b = self.bn1.forward(tape, c, train)?;
+        let r = self.bn1.forward_relu(tape, c, train)?;
         tape.release(c)?;
-        let r = tape.relu(b)?;
-        tape.release(b)?;
         let mut h = after_stage(tape, r, hook)?;
         for layer in &mut self.layers {
             for block in layer {
