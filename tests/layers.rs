@@ -449,6 +449,25 @@ fn bad_inputs_are_typed_errors() {
     assert!(
         norm::batch_norm_backward(&xt, &xt, &stats(&three, &three), Some(&three), true).is_ok()
     );
+    // The fused relu's backward checks beta too.
+    let bad = Some((&three, &four));
+    let err = norm::batch_norm_relu_backward(&xt, &xt, &stats(&three, &three), bad, true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[3]") && err.contains("[4]"), "{err}");
+    // One channel of more values than the statistics' loops may take
+    // (65 535 iterations of 256): a typed error, not a sum cut short.
+    let big = Tensor::zeros(gpu(), &[65_535 * 256 + 1, 1]).unwrap();
+    let (rm1, rv1) = bn_state(1);
+    for relu in [false, true] {
+        let forward = if relu {
+            norm::batch_norm_relu
+        } else {
+            norm::batch_norm
+        };
+        let err = forward(&big, None, &rm1, &rv1, true, 0.1, 1e-5).unwrap_err();
+        assert!(matches!(err, darkmatter::Error::Limit { .. }), "{err}");
+    }
     let win = PoolWindow {
         kernel: 3,
         stride: 1,

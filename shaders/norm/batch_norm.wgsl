@@ -12,9 +12,9 @@
 //                   batch norm's global ones).
 // `eval_stats`      one invocation per channel: the same two vectors from the
 //                   running estimates, so eval mode reuses `normalize`.
-// `normalize`       one invocation per element: y = (x - mean) * invstd (* gamma + beta).
+// `normalize`       workgroups (channel, slice): y = (x - mean) * invstd (* gamma + beta).
 // `backward_reduce` one workgroup per channel: dbeta = sum dy, dgamma = sum dy * xhat.
-// `backward_input`  one invocation per element:
+// `backward_input`  workgroups (channel, slice):
 //                   dx = gamma * invstd * (dy - (dbeta + xhat * dgamma) / count)
 //                   in training mode, count = total * L (total: the samples
 //                   of the whole batch, across ranks when synchronised) (the statistics depend on x), and
@@ -25,6 +25,14 @@
 // elsewhere, recomputing y from x with the forward's own expression
 // (`pre_relu`). That saves the relu's two passes over the activation (one
 // each way) and the normalised activation it would have kept.
+//
+// Every kernel keeps one channel per workgroup (workgroup_id.x), so the
+// channel's statistics and parameters are workgroup-uniform loads; the
+// element-wise ones cut the channel's N * L values into slices
+// (workgroup_id.y) that their invocations stride through. Indexed per
+// element instead, each invocation loaded them for its own channel: on
+// llvmpipe a load whose address may differ per lane is a loop over the
+// lanes, and the backward made nine of them per element.
 //
 // The per-channel sums use a two-pass mean / variance and a tree in
 // workgroup memory: a handful of barriers per channel, against N * L loads.
@@ -72,10 +80,6 @@ fn workgroup_sum(lid: u32, v: f32) -> f32 {
 // Index of the i-th value of channel c.
 fn at(c: u32, i: u32) -> u32 {
     return ((i / L) * C + c) * L + i % L;
-}
-
-fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * nwg.x + wid.x) * 256u + lid;
 }
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -157,16 +161,19 @@ fn normalize(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = linear_index(wid, nwg, lid);
-    if i >= p.n * C * L {
-        return;
+    let c = wid.x;
+    let m = nmean[c];
+    let s = ninvstd[c];
+    let g = gamma[c];
+    let b = beta[c];
+    for (var i = wid.y * 256u + lid; i < p.n * L; i += nwg.y * 256u) {
+        let j = at(c, i);
+        var v = pre_relu(nx[j], m, s, g, b);
+        if RELU {
+            v = max(v, 0.0);
+        }
+        y[j] = v;
     }
-    let c = (i / L) % C;
-    var v = pre_relu(nx[i], nmean[c], ninvstd[c], gamma[c], beta[c]);
-    if RELU {
-        v = max(v, 0.0);
-    }
-    y[i] = v;
 }
 
 @group(0) @binding(1) var<storage, read> bx: array<f32>;
@@ -225,23 +232,28 @@ fn backward_input(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = linear_index(wid, nwg, lid);
-    if i >= p.n * C * L {
-        return;
-    }
-    let c = (i / L) % C;
-    var scale = iinvstd[c];
+    let c = wid.x;
+    let m = imean[c];
+    let s = iinvstd[c];
+    let gm = igamma[c];
+    let bt = ibeta[c];
+    var scale = s;
     if AFFINE {
-        scale *= igamma[c];
+        scale *= gm;
     }
-    let v = ix[i];
-    var g = idy[i];
-    if RELU && pre_relu(v, imean[c], iinvstd[c], igamma[c], ibeta[c]) <= 0.0 {
-        g = 0.0;
+    let db = idbeta[c];
+    let dg = idgamma[c];
+    for (var i = wid.y * 256u + lid; i < p.n * L; i += nwg.y * 256u) {
+        let j = at(c, i);
+        let v = ix[j];
+        var g = idy[j];
+        if RELU && pre_relu(v, m, s, gm, bt) <= 0.0 {
+            g = 0.0;
+        }
+        if TRAIN {
+            let xhat = (v - m) * s;
+            g -= (db + xhat * dg) / f32(p.total * L);
+        }
+        dx[j] = scale * g;
     }
-    if TRAIN {
-        let xhat = (v - imean[c]) * iinvstd[c];
-        g -= (idbeta[c] + xhat * idgamma[c]) / f32(p.total * L);
-    }
-    dx[i] = scale * g;
 }

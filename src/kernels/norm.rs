@@ -155,7 +155,7 @@ fn batch_norm_with(
         running_var.binding(5),
     ];
     if train {
-        let groups = channel_groups(gpu, c)?;
+        let groups = channel_groups(gpu, c, n * l)?;
         let k = bn_constants(c, l, &[]);
         dispatch(gpu, &bn_kernel("stats"), &k, &p, &stat_bindings, groups)?;
     } else {
@@ -197,7 +197,7 @@ pub fn batch_norm_moments(x: &Tensor) -> Result<(Tensor, Tensor)> {
             mean.binding(4),
             var.binding(5),
         ],
-        channel_groups(gpu, c)?,
+        channel_groups(gpu, c, n * l)?,
     )?;
     Ok((mean, var))
 }
@@ -280,13 +280,45 @@ fn normalize_with(
             beta.binding(5),
             y.binding(6),
         ],
-        gpu.grid((x.numel() as u64).div_ceil(256))?,
+        slice_groups(gpu, c, n * l)?,
     )?;
     Ok(y)
 }
 
-/// One workgroup per channel.
-fn channel_groups(gpu: &Gpu, c: usize) -> Result<[u32; 3]> {
+/// Values each invocation of the element-wise kernels aims to handle: a few,
+/// so the channel's uniform loads are shared, with slices enough to fill
+/// the device on small layers.
+const PER_INVOCATION: usize = 4;
+
+/// Workgroups of 256 for the element-wise kernels: one row per channel,
+/// cut into slices of about `PER_INVOCATION` values per invocation.
+fn slice_groups(gpu: &Gpu, c: usize, per_channel: usize) -> Result<[u32; 3]> {
+    let [c, ..] = channel_groups(gpu, c, 0)?;
+    let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
+    let slices = per_channel.div_ceil(256 * PER_INVOCATION).clamp(1, max);
+    within_loop_limit(per_channel.div_ceil(256 * slices))?;
+    Ok([c, slices as u32, 1])
+}
+
+/// The most iterations a kernel's loop may run per invocation: llvmpipe
+/// ends a loop after 65 535.
+const LOOP_LIMIT: usize = 65_535;
+
+fn within_loop_limit(iterations: usize) -> Result<()> {
+    if iterations > LOOP_LIMIT {
+        return Err(Error::Limit {
+            what: format!("a batch norm over {iterations} x 256 values per channel"),
+            limit: "loop iterations per invocation",
+            requested: iterations as u64,
+            allowed: LOOP_LIMIT as u64,
+        });
+    }
+    Ok(())
+}
+
+/// One workgroup per channel, each summing `per_channel` values 256 at a time.
+fn channel_groups(gpu: &Gpu, c: usize, per_channel: usize) -> Result<[u32; 3]> {
+    within_loop_limit(per_channel.div_ceil(256))?;
     let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
     if c > max {
         return Err(Error::Limit {
@@ -411,7 +443,7 @@ fn backward_reduce_with(
             gamma.binding(7),
             beta.binding(8),
         ],
-        channel_groups(gpu, c)?,
+        channel_groups(gpu, c, n * l)?,
     )?;
     Ok((dgamma, dbeta))
 }
@@ -477,7 +509,7 @@ fn backward_input_with(
             dx.binding(8),
             beta.binding(9),
         ],
-        gpu.grid((x.numel() as u64).div_ceil(256))?,
+        slice_groups(gpu, c, n * l)?,
     )?;
     Ok(dx)
 }
