@@ -402,11 +402,16 @@ fn im2col_is_the_cpu_weight_gradient_while_the_patches_fit() {
 /// The tape wires the three gradients to the right inputs.
 #[test]
 fn tape_conv2d_gradients() {
-    let s = SHAPES[0];
-    let c = case(s, 42);
-    let (x64, w64, b64, r64) = (to_f64(&c.x), to_f64(&c.w), to_f64(&c.b), to_f64(&c.r));
-    let loss = |x: &[f64], w: &[f64], b: &[f64]| dot(&layers::conv2d(&s, x, w, Some(b)), &r64);
-    for variant in ConvVariant::ALL {
+    // Every shape on `texture` (whose two gradients share one packing of
+    // dy on the tape), the first shape on every variant.
+    let cases = SHAPES
+        .iter()
+        .map(|&s| (s, ConvVariant::Texture))
+        .chain(ConvVariant::ALL.into_iter().map(|v| (SHAPES[0], v)));
+    for (i, (s, variant)) in cases.enumerate() {
+        let c = case(s, 42 + i as u64);
+        let (x64, w64, b64, r64) = (to_f64(&c.x), to_f64(&c.w), to_f64(&c.b), to_f64(&c.r));
+        let loss = |x: &[f64], w: &[f64], b: &[f64]| dot(&layers::conv2d(&s, x, w, Some(b)), &r64);
         let mut tape = Tape::new(gpu());
         let x = tape.param(&upload(&c.x, &s.x_shape())).unwrap();
         let w = tape.param(&upload(&c.w, &s.w_shape())).unwrap();
@@ -424,21 +429,21 @@ fn tape_conv2d_gradients() {
             &numeric_grad(&x64, |x| loss(x, &w64, &b64)),
             1e-4,
             1e-4,
-            "tape dx",
+            &format!("tape dx {} {s:?}", variant.name()),
         );
         assert_close(
             &got(w),
             &numeric_grad(&w64, |w| loss(&x64, w, &b64)),
             1e-4,
             1e-4,
-            "tape dw",
+            &format!("tape dw {} {s:?}", variant.name()),
         );
         assert_close(
             &got(b),
             &numeric_grad(&b64, |b| loss(&x64, &w64, b)),
             1e-4,
             1e-4,
-            "tape db",
+            &format!("tape db {} {s:?}", variant.name()),
         );
     }
 }
