@@ -158,6 +158,23 @@ fn sums_and_means_over_every_axis() {
     }
 }
 
+/// Innermost-axis sums take one invocation per row up to 64 values and a
+/// workgroup per row beyond: both sides of the cut, with row counts that
+/// are not multiples of a workgroup.
+#[test]
+fn innermost_sums_on_both_sides_of_the_short_row_cut() {
+    let mut rng = Rng::new(5);
+    for (rows, len) in [(1, 1), (65, 1), (129, 49), (3, 64), (70, 65), (2, 1000)] {
+        let (x, t) = random(&mut rng, &[rows, len]);
+        let got = reduce::sum_axis(&t, 1).unwrap().to_vec().unwrap();
+        let want: Vec<f64> = x
+            .chunks(len)
+            .map(|r| r.iter().map(|&v| v as f64).sum())
+            .collect();
+        assert_close(&got, &want, 1e-5, 1e-5, &format!("rows {rows} x {len}"));
+    }
+}
+
 #[test]
 fn whole_tensor_sums_are_exact_at_awkward_sizes() {
     let mut rng = Rng::new(4);

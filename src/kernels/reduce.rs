@@ -10,6 +10,13 @@ const ROWS: Kernel = Kernel::new(
     include_str!("../../shaders/reduce/rows.wgsl"),
     "main",
 );
+const SHORT_ROWS: Kernel = Kernel::new(
+    "reduce/rows",
+    include_str!("../../shaders/reduce/rows.wgsl"),
+    "short",
+);
+/// The longest row `short` sums in one invocation.
+const SHORT_ROW: usize = 64;
 const AXIS: Kernel = Kernel::new(
     "reduce/axis",
     include_str!("../../shaders/reduce/axis.wgsl"),
@@ -50,10 +57,14 @@ fn rows(x: &Tensor, len: usize, scale: f32, out_shape: &[usize], square: bool) -
         scale,
         _pad: 0,
     };
-    let grid = x.gpu().grid(runs as u64)?;
+    let (kernel, grid) = if len <= SHORT_ROW {
+        (&SHORT_ROWS, x.gpu().grid(runs.div_ceil(64) as u64)?)
+    } else {
+        (&ROWS, x.gpu().grid(runs as u64)?)
+    };
     dispatch(
         x.gpu(),
-        &ROWS,
+        kernel,
         &[("SQUARE", square as u32 as f64)],
         &p,
         &[x.binding(1), out.binding(2)],
