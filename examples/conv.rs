@@ -18,8 +18,10 @@ use darkmatter::kernels::conv2d::{
 use darkmatter::{Gpu, Tensor};
 
 /// (name, channels in, channels out, size, stride) at 3x3, padding 1.
-const SHAPES: [(&str, usize, usize, usize, usize); 5] = [
+const SHAPES: [(&str, usize, usize, usize, usize); 6] = [
     ("convnet1_1x28", 1, 32, 28, 1),
+    // The first layer on 32x32 RGB images (`train_step`, `vs_pytorch`).
+    ("convnet1_3x32", 3, 32, 32, 1),
     ("convnet2_32x28", 32, 64, 28, 2),
     ("convnet3_64x14", 64, 128, 14, 2),
     ("convnet4_128x7", 128, 128, 7, 1),
