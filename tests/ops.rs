@@ -172,6 +172,26 @@ fn innermost_sums_on_both_sides_of_the_short_row_cut() {
             .map(|r| r.iter().map(|&v| v as f64).sum())
             .collect();
         assert_close(&got, &want, 1e-5, 1e-5, &format!("rows {rows} x {len}"));
+        if len <= 64 {
+            // The order of the one-workgroup tree, in f32: the same bits
+            // whichever kernel summed the row.
+            let tree: Vec<f32> = x
+                .chunks(len)
+                .map(|r| {
+                    let mut slot = [0f32; 64];
+                    slot[..r.len()].copy_from_slice(r);
+                    let mut width = 32;
+                    while width > 0 {
+                        for l in 0..width {
+                            slot[l] += slot[l + width];
+                        }
+                        width /= 2;
+                    }
+                    slot[0]
+                })
+                .collect();
+            assert_eq!(got, tree, "rows {rows} x {len}: not the tree's order");
+        }
     }
 }
 

@@ -10,8 +10,8 @@
 // two levels: chunks to partial sums, then the partial sums, each level
 // through this kernel.
 //
-// `short`: one invocation per row, adding it serially, for rows of at most
-// 64 values (a global average pool's 7 x 7 planes). There a workgroup per
+// `short`: one invocation per row, for rows of at most 64 values (a global
+// average pool's 7 x 7 planes), adding them in `main`'s order. There a workgroup per
 // row left most of its lanes idle and paid six barriers for a few loads:
 // 32 768 rows of 49 took 27 ms on llvmpipe.
 
@@ -72,10 +72,26 @@ fn short(
     }
     let start = row * p.len;
     let end = min(start + p.len, p.total);
-    var acc = 0.0;
-    for (var i = start; i < end; i++) {
-        let v = x[i];
-        acc += select(v, v * v, SQUARE);
+    // `main`'s tree, added in the same order: value i of the row sits in
+    // slot i of 64 (zeros past the row), slot l takes slot l + width for
+    // width = 32, 16, ..., 1. So both kernels give the same bits.
+    var acc: array<f32, 32>;
+    for (var l = 0u; l < 32u; l++) {
+        var v = 0.0;
+        if start + l < end {
+            let a = x[start + l];
+            v = select(a, a * a, SQUARE);
+        }
+        if start + l + 32u < end {
+            let b = x[start + l + 32u];
+            v += select(b, b * b, SQUARE);
+        }
+        acc[l] = v;
     }
-    out[row] = acc * p.scale;
+    for (var width = 16u; width > 0u; width /= 2u) {
+        for (var l = 0u; l < width; l++) {
+            acc[l] += acc[l + width];
+        }
+    }
+    out[row] = acc[0] * p.scale;
 }
