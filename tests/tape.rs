@@ -196,9 +196,13 @@ fn a_no_grad_forward_does_not_hold_its_activations() {
         tape.value(y).unwrap().to_vec().unwrap();
         gpu.pool_stats().peak_live_bytes
     };
+    // The recording tape keeps every convolution's output and every batch
+    // norm + relu output for the backward, about 1.9x a no-grad forward's
+    // peak here; a no-grad forward that held its activations would reach
+    // the same peak.
     let (recording, no_grad) = (peak(true), peak(false));
     assert!(
-        no_grad * 2 < recording,
+        no_grad * 3 < recording * 2,
         "peak {no_grad} bytes without gradients, {recording} with"
     );
 }
