@@ -410,8 +410,8 @@ fn input(
 // over every output pixel of the batch. Both operands come through
 // textures, 4 channels per texel: x packed as for `forward` (its padding
 // makes every tap's fetch land inside the texture), dy packed as for
-// `input` (so one packing serves both gradients) or without margin. A column t of the GEMM is one texel of x: tap t / c4, channel
-// group t % c4.
+// `input` (so one packing serves both gradients) or without margin. A
+// column t of the GEMM is one texel of x: tap t / c4, channel group t % c4.
 //
 // Each invocation sums the products of one range of p.rows output rows
 // (n, oy) for a block of 16 output channels (4 dy texels, workgroup_id.y)

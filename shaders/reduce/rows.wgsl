@@ -11,9 +11,9 @@
 // through this kernel.
 //
 // `short`: one invocation per row, for rows of at most 64 values (a global
-// average pool's 7 x 7 planes), adding them in `main`'s order. There a workgroup per
-// row left most of its lanes idle and paid six barriers for a few loads:
-// 32 768 rows of 49 took 27 ms on llvmpipe.
+// average pool's 7 x 7 planes), adding them in `main`'s order. There a
+// workgroup per row left most of its lanes idle and paid six barriers for
+// a few loads: 32 768 rows of 49 took 27 ms on llvmpipe.
 
 const WG: u32 = 64u;
 

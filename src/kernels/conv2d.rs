@@ -82,9 +82,9 @@ impl ConvVariant {
     ///   `texture` variant's own weight gradient wins (split over ranges of
     ///   output rows, all 9 taps of a 1-channel layer in 3 column blocks:
     ///   3.05 GFLOP/s against 1.02 for `im2col` and 0.63 for `direct`, AMD
-    ///   EPYC Zen 5, 256 x 1 x 28 x 28, one run), else `direct`; and where the patch
-    ///   matrix does not fit one storage binding, the implicit GEMM takes
-    ///   over.
+    ///   EPYC Zen 5, 256 x 1 x 28 x 28, one run), else `direct`; and where
+    ///   the patch matrix does not fit one storage binding, the implicit
+    ///   GEMM takes over.
     /// - The forward and dx stay with the implicit GEMM: `im2col` wins them
     ///   only from 128 output channels, by less than col2im's and the
     ///   transposes' memory traffic costs at 64 (the `texture` matmul gives

@@ -296,7 +296,7 @@ fn slice_groups(gpu: &Gpu, c: usize, per_channel: usize) -> Result<[u32; 3]> {
     let [c, ..] = channel_groups(gpu, c, 0)?;
     let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
     let slices = per_channel.div_ceil(256 * PER_INVOCATION).clamp(1, max);
-    within_loop_limit(per_channel.div_ceil(256 * slices))?;
+    within_loop_limit(per_channel, per_channel.div_ceil(256 * slices))?;
     Ok([c, slices as u32, 1])
 }
 
@@ -304,10 +304,12 @@ fn slice_groups(gpu: &Gpu, c: usize, per_channel: usize) -> Result<[u32; 3]> {
 /// ends a loop after 65 535.
 const LOOP_LIMIT: usize = 65_535;
 
-fn within_loop_limit(iterations: usize) -> Result<()> {
+/// `iterations` (of one invocation, over a channel of `per_channel`
+/// values) within [`LOOP_LIMIT`], or the limit error.
+fn within_loop_limit(per_channel: usize, iterations: usize) -> Result<()> {
     if iterations > LOOP_LIMIT {
         return Err(Error::Limit {
-            what: format!("a batch norm over {iterations} x 256 values per channel"),
+            what: format!("a batch norm over {per_channel} values per channel"),
             limit: "loop iterations per invocation",
             requested: iterations as u64,
             allowed: LOOP_LIMIT as u64,
@@ -318,7 +320,7 @@ fn within_loop_limit(iterations: usize) -> Result<()> {
 
 /// One workgroup per channel, each summing `per_channel` values 256 at a time.
 fn channel_groups(gpu: &Gpu, c: usize, per_channel: usize) -> Result<[u32; 3]> {
-    within_loop_limit(per_channel.div_ceil(256))?;
+    within_loop_limit(per_channel, per_channel.div_ceil(256))?;
     let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
     if c > max {
         return Err(Error::Limit {
