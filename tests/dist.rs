@@ -56,6 +56,7 @@ fn synthetic(len: usize, size: usize) -> Arc<dyn Dataset> {
                 train_len: len,
                 test_len: 8,
                 seed: 3,
+                ..SyntheticConfig::default()
             },
             Split::Train,
         )

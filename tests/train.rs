@@ -245,6 +245,9 @@ fn an_old_config_file_still_loads() {
     want.batch_size = 32;
     want.seed = 5;
     want.synthetic_train = 256;
+    // Written before the scale was a setting: the shapes keep the
+    // dataset's own scale, so a resumed run sees the images it began with.
+    want.synthetic_scale = [0.3, 0.7];
     assert_eq!(old, want);
     // And today's format round-trips.
     let json = serde_json::to_string(&want).unwrap();
@@ -313,6 +316,12 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
         &["train", "--vicreg-coefficients", "25,25", "--out", out],
         "--vicreg-coefficients '25,25'",
     );
+    for scale in ["0.9-0.5", "0-0.5", "0.5-1.5", "0.5", "big-1"] {
+        fails(
+            &["train", "--synthetic-scale", scale, "--out", out],
+            &format!("--synthetic-scale '{scale}'"),
+        );
+    }
     fails(
         &["train", "--augment", "sepia", "--out", out],
         "unknown preset 'sepia'",

@@ -139,6 +139,10 @@ pub struct TrainArgs {
     /// With --data synthetic: the images' side in pixels.
     #[arg(long)]
     pub synthetic_size: Option<usize>,
+    /// With --data synthetic: the least and greatest diameter of a shape,
+    /// as fractions of the image's side, e.g. 0.5-0.9 (the default).
+    #[arg(long)]
+    pub synthetic_scale: Option<String>,
     /// Under mpirun (several ranks): batch-norm statistics over the global
     /// batch (on, the default there) or over each rank's shard (off).
     #[arg(long, value_parser = ["on", "off"])]
@@ -156,6 +160,23 @@ fn parse_dims(flag: &str, s: &str) -> Result<Vec<usize>> {
             })
         })
         .collect()
+}
+
+/// `MIN-MAX`, two fractions of the image's side.
+fn parse_scale(s: &str) -> Result<[f32; 2]> {
+    let bad = || {
+        Error::invalid(
+            "train",
+            format!("--synthetic-scale '{s}': expected a range like 0.5-0.9 within (0, 1]"),
+        )
+    };
+    let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
+    let lo: f32 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: f32 = hi.trim().parse().map_err(|_| bad())?;
+    if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
+        return Err(bad());
+    }
+    Ok([lo, hi])
 }
 
 fn parse_coefficients(s: &str) -> Result<[f32; 3]> {
@@ -325,6 +346,9 @@ pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
          weight_decay <- weight_decay, trust_coefficient <- trust_coefficient,
          adam_beta2 <- adam_beta2, warmup_epochs <- warmup_epochs, augment <- augment, seed <- seed,
          synthetic_train <- synthetic_images, synthetic_size <- synthetic_size);
+    if let Some(scale) = &args.synthetic_scale {
+        c.synthetic_scale = parse_scale(scale)?;
+    }
     if let Some(n) = args.eval_images {
         c.eval_train_images = n;
         c.eval_test_images = n.div_ceil(5).max(10.min(n));
@@ -336,7 +360,7 @@ pub fn config(args: &TrainArgs) -> Result<TrainConfig> {
 /// The flags given that a resumed run cannot honour (its configuration is
 /// kept), by name.
 fn fixed_on_resume(args: &TrainArgs) -> Vec<&'static str> {
-    let given: [(&'static str, bool); 29] = [
+    let given: [(&'static str, bool); 30] = [
         ("--rollout", args.rollout.is_some()),
         ("--patch", args.patch.is_some()),
         ("--mask-ratio", args.mask_ratio.is_some()),
@@ -367,6 +391,7 @@ fn fixed_on_resume(args: &TrainArgs) -> Vec<&'static str> {
         ("--eval-images", args.eval_images.is_some()),
         ("--synthetic-images", args.synthetic_images.is_some()),
         ("--synthetic-size", args.synthetic_size.is_some()),
+        ("--synthetic-scale", args.synthetic_scale.is_some()),
         ("--out", args.out.is_some()),
         ("--overwrite", args.overwrite),
     ];

@@ -62,6 +62,7 @@ pub use idx::{
 };
 pub use loader::{Batch, Batches, Loader, LoaderConfig};
 pub use subset::Subset;
+pub(crate) use synthetic::SCALE_RANGE;
 pub use synthetic::{Shape, SyntheticConfig, SyntheticDataset};
 pub use video::{
     Clip, MovingShapes, MovingShapesConfig, ObjectTruth, Violated, Violation, is_video, open_video,

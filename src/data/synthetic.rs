@@ -27,9 +27,9 @@ use super::{Attributes, DataError, Dataset, Split};
 /// Keeps synthetic streams apart from every other keyed stream.
 const STREAM_TAG: u64 = 0x5359_4e54_4845_5449; // "SYNTHETI"
 
-/// Shape scale range: the diameter of the shape's circumscribed circle as a
-/// fraction of the image width.
-const SCALE_RANGE: (f32, f32) = (0.3, 0.7);
+/// The default shape scale range: the diameter of the shape's circumscribed
+/// circle as a fraction of the image width.
+pub(crate) const SCALE_RANGE: [f32; 2] = [0.3, 0.7];
 
 /// The shapes, one per class, in label order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,11 +172,16 @@ fn polygon_distance(v: &[[f32; 2]], p: [f32; 2]) -> f32 {
     sign * d.sqrt()
 }
 
-/// Size and seed of the synthetic dataset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Size, shape scale and seed of the synthetic dataset.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SyntheticConfig {
     /// Side of the square images, in pixels (8..=1024).
     pub size: usize,
+    /// The least and the greatest diameter of a shape's circumscribed
+    /// circle, as fractions of the image's side, in (0, 1]. At small sides
+    /// the small shapes are hard to tell apart: a star 0.3 of 16 pixels
+    /// across is 5 pixels wide.
+    pub scale: [f32; 2],
     /// Number of training images.
     pub train_len: usize,
     /// Number of test images.
@@ -186,10 +191,12 @@ pub struct SyntheticConfig {
 }
 
 impl Default for SyntheticConfig {
-    /// 32x32 images, 10 000 train, 2 000 test, seed 0.
+    /// 32x32 images, shapes 0.3-0.7 of the side, 10 000 train, 2 000
+    /// test, seed 0.
     fn default() -> Self {
         SyntheticConfig {
             size: 32,
+            scale: SCALE_RANGE,
             train_len: 10_000,
             test_len: 2_000,
             seed: 0,
@@ -227,6 +234,12 @@ impl SyntheticDataset {
                 config.size
             )));
         }
+        let [lo, hi] = config.scale;
+        if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
+            return Err(DataError::Config(format!(
+                "synthetic shape scale {lo}-{hi} is not a range within (0, 1]"
+            )));
+        }
         let len = match split {
             Split::Train => config.train_len,
             Split::Test => config.test_len,
@@ -259,7 +272,8 @@ impl SyntheticDataset {
     fn scene(&self, index: usize) -> (Scene, CounterRng) {
         let mut rng = self.stream(index);
         let class = (index % Shape::ALL.len()) as u32;
-        let scale = rng.range(SCALE_RANGE.0, SCALE_RANGE.1);
+        let [lo, hi] = self.config.scale;
+        let scale = rng.range(lo, hi);
         // Keep the circumscribed circle inside the frame.
         let x = rng.range(scale / 2.0, 1.0 - scale / 2.0);
         let y = rng.range(scale / 2.0, 1.0 - scale / 2.0);

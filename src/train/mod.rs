@@ -39,6 +39,7 @@ pub fn open_data(spec: &str, split: Split, config: &TrainConfig) -> Result<Arc<d
     if spec == "synthetic" {
         let cfg = SyntheticConfig {
             size: config.synthetic_size,
+            scale: config.synthetic_scale,
             train_len: config.synthetic_train,
             test_len: (config.synthetic_train / 4).max(1),
             ..SyntheticConfig::default()

@@ -100,6 +100,7 @@ fn batch_contents_equal_the_dataset_images() {
                 train_len: 50,
                 test_len: 10,
                 seed: 9,
+                ..SyntheticConfig::default()
             },
             Split::Train,
         )

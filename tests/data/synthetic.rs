@@ -10,6 +10,7 @@ fn small(seed: u64, split: Split) -> SyntheticDataset {
         train_len: 300,
         test_len: 120,
         seed,
+        ..SyntheticConfig::default()
     };
     SyntheticDataset::new(config, split).unwrap()
 }
@@ -49,6 +50,47 @@ fn attributes_stay_in_their_ranges() {
         assert_eq!(ds.attributes(ds.len()), None);
         assert_eq!(ds.label(ds.len()), None);
     }
+}
+
+#[test]
+fn a_scale_range_is_honoured() {
+    let config = SyntheticConfig {
+        size: 16,
+        train_len: 200,
+        test_len: 10,
+        seed: 2,
+        scale: [0.55, 0.95],
+    };
+    let large = SyntheticDataset::new(config, Split::Train).unwrap();
+    let default = SyntheticDataset::new(
+        SyntheticConfig {
+            scale: SyntheticConfig::default().scale,
+            ..config
+        },
+        Split::Train,
+    )
+    .unwrap();
+    let (mut lowest, mut highest) = (f32::INFINITY, 0.0f32);
+    for i in 0..large.len() {
+        let a = large.attributes(i).unwrap();
+        assert!((0.55..0.95).contains(&a.scale), "{a:?}");
+        for centre in [a.x, a.y] {
+            let (low, high) = (centre - a.scale / 2.0, centre + a.scale / 2.0);
+            assert!(low >= -1e-6 && high <= 1.0 + 1e-6, "{a:?}");
+        }
+        (lowest, highest) = (lowest.min(a.scale), highest.max(a.scale));
+        // Larger shapes cover more pixels than the same draw at 0.3-0.7.
+        assert!(a.scale > default.attributes(i).unwrap().scale);
+    }
+    // The draws spread over the range.
+    assert!(lowest < 0.6 && highest > 0.9, "{lowest} {highest}");
+    // A single scale is a valid range.
+    let fixed = SyntheticConfig {
+        scale: [0.8, 0.8],
+        ..config
+    };
+    let fixed = SyntheticDataset::new(fixed, Split::Test).unwrap();
+    assert_eq!(fixed.attributes(3).unwrap().scale, 0.8);
 }
 
 #[test]
@@ -120,6 +162,22 @@ fn bad_configs_are_errors() {
         },
         SyntheticConfig {
             test_len: 0,
+            ..SyntheticConfig::default()
+        },
+        SyntheticConfig {
+            scale: [0.0, 0.5],
+            ..SyntheticConfig::default()
+        },
+        SyntheticConfig {
+            scale: [0.6, 0.5],
+            ..SyntheticConfig::default()
+        },
+        SyntheticConfig {
+            scale: [0.5, 1.2],
+            ..SyntheticConfig::default()
+        },
+        SyntheticConfig {
+            scale: [f32::NAN, 0.5],
             ..SyntheticConfig::default()
         },
     ] {
