@@ -63,6 +63,7 @@ fn main() -> darkmatter::Result<()> {
         only
     };
     let gpu = Gpu::new()?;
+    let variants: Vec<ConvVariant> = variants.into_iter().filter(|v| v.available(&gpu)).collect();
     println!("{}", gpu.describe());
     println!("| shape (batch {batch}) | variant | fwd | dx | dw | bwd (dx + dw) |");
     println!("| --- | --- | --- | --- | --- | --- |");

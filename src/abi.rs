@@ -33,6 +33,7 @@ pub fn twins() -> Vec<Twin> {
         twin::<k::conv2d::Params>("conv2d/im2col.wgsl"),
         twin::<k::conv2d::PackParams>("conv2d/pack_weights.wgsl"),
         twin::<k::conv2d::texture::TextureParams>("conv2d/texture.wgsl"),
+        twin::<k::conv2d::texture::TextureParams>("conv2d/texture_subgroup.wgsl"),
         twin::<k::elementwise::Params>("elementwise/elementwise.wgsl"),
         twin::<k::eval::Params>("eval/normalize_rows.wgsl"),
         twin::<k::cross_entropy::Params>("loss/cross_entropy.wgsl"),

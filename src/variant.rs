@@ -39,6 +39,12 @@ named_enum! {
         /// gradient; the weight gradient is `im2col`'s, through the
         /// `texture` matmul).
         Texture = "texture",
+        /// `texture` with each subgroup fetching what its lanes read alike
+        /// once and sharing it by broadcast: the weights in the forward and
+        /// the input gradient, dy in the weight gradient. Only on devices
+        /// whose subgroups have exactly 8 invocations (llvmpipe at 256
+        /// bits); the same bits as `texture`.
+        TextureSubgroup = "texture_subgroup",
     }
 }
 

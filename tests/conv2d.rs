@@ -236,6 +236,74 @@ fn texture_backward_matches_finite_differences() {
     backward_matches(ConvVariant::Texture);
 }
 
+/// `texture_subgroup` where the device runs it (lavapipe's Vulkan driver at
+/// 256 bits), else a typed error that says why (OpenGL has no subgroups).
+fn texture_subgroup_or_error(check: impl FnOnce()) {
+    if ConvVariant::TextureSubgroup.available(gpu()) {
+        return check();
+    }
+    let s = SHAPES[0];
+    let c = case(s, 7);
+    let (x, w) = (upload(&c.x, &s.x_shape()), upload(&c.w, &s.w_shape()));
+    let e = conv2d_with(ConvVariant::TextureSubgroup, &x, &w, None, s.stride, s.pad).unwrap_err();
+    assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
+    assert!(e.to_string().contains("subgroups of exactly 8"), "{e}");
+}
+
+#[test]
+fn texture_subgroup_forward_matches_reference() {
+    texture_subgroup_or_error(|| forward_matches(ConvVariant::TextureSubgroup));
+}
+
+#[test]
+fn texture_subgroup_backward_matches_finite_differences() {
+    texture_subgroup_or_error(|| backward_matches(ConvVariant::TextureSubgroup));
+}
+
+/// Sharing fetches moves no FMA: the forward and both gradients are the
+/// same bits as `texture`'s, on every odd shape and on a batch whose last
+/// workgroup is mostly past the end.
+#[test]
+fn texture_subgroup_is_texture_bit_for_bit() {
+    texture_subgroup_or_error(|| {
+        let extra = Conv {
+            n: 3,
+            c: 19,
+            h: 9,
+            w: 11,
+            o: 37,
+            k: 3,
+            stride: 2,
+            pad: 1,
+        };
+        for (i, s) in SHAPES.into_iter().chain([extra]).enumerate() {
+            let c = case(s, 300 + i as u64);
+            let (x, w, b, r) = (
+                upload(&c.x, &s.x_shape()),
+                upload(&c.w, &s.w_shape()),
+                upload(&c.b, &[s.o]),
+                upload(&c.r, &s.y_shape()),
+            );
+            let run = |v| {
+                let y = conv2d_with(v, &x, &w, Some(&b), s.stride, s.pad).unwrap();
+                let dx = conv2d_backward_input(v, &r, &w, &s.x_shape(), s.stride, s.pad).unwrap();
+                let dw = conv2d_backward_weight(v, &x, &r, &s.w_shape(), s.stride, s.pad).unwrap();
+                // And both gradients from one packing of dy, as the tape asks.
+                let (dx2, dw2) =
+                    conv2d_backward(Some(v), Some(v), &x, &w, &r, s.stride, s.pad).unwrap();
+                [y, dx, dw, dx2.unwrap(), dw2.unwrap()].map(|t| t.to_vec().unwrap())
+            };
+            let (plain, shared) = (run(ConvVariant::Texture), run(ConvVariant::TextureSubgroup));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let what = ["forward", "input gradient", "weight gradient", "dx", "dw"];
+            for ((p, q), what) in plain.iter().zip(&shared).zip(what) {
+                assert!(p.iter().any(|v| *v != 0.0), "{s:?}: a zero {what}");
+                assert_eq!(bits(p), bits(q), "{s:?}: {what}");
+            }
+        }
+    });
+}
+
 #[test]
 fn direct_backward_matches_finite_differences() {
     backward_matches(ConvVariant::Direct);
@@ -404,10 +472,12 @@ fn im2col_is_the_cpu_weight_gradient_while_the_patches_fit() {
 fn tape_conv2d_gradients() {
     // Every shape on `texture` (whose two gradients share one packing of
     // dy on the tape), the first shape on every variant.
-    let cases = SHAPES
-        .iter()
-        .map(|&s| (s, ConvVariant::Texture))
-        .chain(ConvVariant::ALL.into_iter().map(|v| (SHAPES[0], v)));
+    let cases = SHAPES.iter().map(|&s| (s, ConvVariant::Texture)).chain(
+        ConvVariant::ALL
+            .into_iter()
+            .filter(|v| v.available(gpu()))
+            .map(|v| (SHAPES[0], v)),
+    );
     for (i, (s, variant)) in cases.enumerate() {
         let c = case(s, 42 + i as u64);
         let (x64, w64, b64, r64) = (to_f64(&c.x), to_f64(&c.w), to_f64(&c.b), to_f64(&c.r));

@@ -187,6 +187,25 @@ fn b_row(x: u32, y: u32) -> Row {
     );
 }
 
+// panel:begin (texture_subgroup.wgsl replaces these two functions)
+// B[k .. k + 4, the 16 columns from texel wx]: 16 fetches by every lane.
+// `lane` (the subgroup invocation id) serves the subgroup version only.
+fn panel(wx: u32, k: u32, lane: u32) -> Panel {
+    return Panel(b_row(wx, k), b_row(wx, k + 1u), b_row(wx, k + 2u), b_row(wx, k + 3u));
+}
+
+// `weight`: dy's 4 texels (16 output channels) of the pixel at texel dd,
+// from texel group og (clamped to the last), fetched by every lane.
+fn dy_texels(dd: vec2<u32>, og: u32, lane: u32) -> Quad {
+    return Quad(
+        textureLoad(tdy, dd + vec2<u32>(min(og + 0u, p.o4 - 1u), 0u), 0),
+        textureLoad(tdy, dd + vec2<u32>(min(og + 1u, p.o4 - 1u), 0u), 0),
+        textureLoad(tdy, dd + vec2<u32>(min(og + 2u, p.o4 - 1u), 0u), 0),
+        textureLoad(tdy, dd + vec2<u32>(min(og + 3u, p.o4 - 1u), 0u), 0),
+    );
+}
+// panel:end
+
 // acc += a[k .. k + 4] . panel, for one pixel of the block.
 fn update(acc: Row, a: vec4<f32>, q: Panel) -> Row {
     let ax = vec4<f32>(a.x);
@@ -231,12 +250,16 @@ fn forward(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
+    forward_block(gid, wid, 0u);
+}
+
+// The forward's block. No lane returns early, so that every lane of a
+// subgroup takes part in `panel`'s broadcasts: past the last pixel the
+// block repeats it, and the stores skip it.
+fn forward_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
     let ohw = p.oh * p.ow;
     let total = p.n * ohw;
     let first = gid.x * 16u;
-    if first >= total {
-        return;
-    }
     let col0 = wid.y * 16u;
     let wx = wid.y * 4u;
     // Each pixel's receptive field corner in the texture (pixels past the
@@ -266,7 +289,7 @@ fn forward(
             let krow = (ky * p.kw + kx) * p.c4 * 4u;
             for (var g = 0u; g < p.c4; g++) {
                 let k = krow + g * 4u;
-                let q = Panel(b_row(wx, k), b_row(wx, k + 1u), b_row(wx, k + 2u), b_row(wx, k + 3u));
+                let q = panel(wx, k, lane);
                 let e = d + vec2<u32>(g, 0u);
                 r0 = update(r0, textureLoad(tx, t0 + e, 0), q);
                 r1 = update(r1, textureLoad(tx, t1 + e, 0), q);
@@ -317,6 +340,12 @@ fn input(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
+    input_block(gid, wid, 0u);
+}
+
+// The input gradient's block; as `forward_block`, no lane returns early
+// unless its whole workgroup does (an empty phase).
+fn input_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
     let s = p.stride;
     let fy = wid.z / s;
     let fx = wid.z % s;
@@ -327,7 +356,7 @@ fn input(
     let per_image = ph * pw;
     let total = p.n * per_image;
     let first = gid.x * 16u;
-    if first >= total || ph == 0u || pw == 0u {
+    if ph == 0u || pw == 0u {
         return;
     }
     let col0 = wid.y * 16u;
@@ -363,7 +392,7 @@ fn input(
             let krow = (ky * p.kw + kx) * p.c4 * 4u;
             for (var g = 0u; g < p.c4; g++) {
                 let k = krow + g * 4u;
-                let q = Panel(b_row(wx, k), b_row(wx, k + 1u), b_row(wx, k + 2u), b_row(wx, k + 3u));
+                let q = panel(wx, k, lane);
                 let e = d + vec2<u32>(g, 0u);
                 r0 = update(r0, textureLoad(tx, t0 + e, 0), q);
                 r1 = update(r1, textureLoad(tx, t1 + e, 0), q);
@@ -478,13 +507,22 @@ fn store_quad(range: u32, o0: u32, t: u32, q: Quad) {
     }
 }
 
+// Column blocks per range are rounded up to a multiple of this: 8 in
+// texture_subgroup, so that a subgroup's lanes share one range (and so
+// dy's texels) and any early return is the whole subgroup's.
+override BLOCK_ALIGN: u32 = 1u;
+
 @compute @workgroup_size(8)
 fn weight(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
 ) {
+    weight_block(gid, wid, 0u);
+}
+
+fn weight_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
     // Lanes take the column blocks of one range first, then the next range.
-    let tblocks = (p.kh * p.kw * p.c4 + 3u) / 4u;
+    let tblocks = ((p.kh * p.kw * p.c4 + 3u) / 4u + BLOCK_ALIGN - 1u) / BLOCK_ALIGN * BLOCK_ALIGN;
     let range = gid.x / tblocks;
     if range >= p.ranges {
         return;
@@ -494,10 +532,6 @@ fn weight(
     // The block's dy texel groups and x columns, clamped so that every
     // fetch stays inside the textures (the clamped ones are not stored).
     let og = wid.y * 4u;
-    let g0 = vec2<u32>(min(og + 0u, p.o4 - 1u), 0u);
-    let g1 = vec2<u32>(min(og + 1u, p.o4 - 1u), 0u);
-    let g2 = vec2<u32>(min(og + 2u, p.o4 - 1u), 0u);
-    let g3 = vec2<u32>(min(og + 3u, p.o4 - 1u), 0u);
     let tb = (gid.x % tblocks) * 4u;
     let last = p.kh * p.kw * p.c4 - 1u;
     let e0 = column(min(tb + 0u, last));
@@ -523,10 +557,11 @@ fn weight(
         for (var ox = 0u; ox < p.ow; ox++) {
             let xo = xb + vec2<u32>(ox * xstep, 0u);
             let dd = db + vec2<u32>(ox * p.o4, 0u);
-            let d0 = textureLoad(tdy, dd + g0, 0);
-            let d1 = textureLoad(tdy, dd + g1, 0);
-            let d2 = textureLoad(tdy, dd + g2, 0);
-            let d3 = textureLoad(tdy, dd + g3, 0);
+            let d = dy_texels(dd, og, lane);
+            let d0 = d.x;
+            let d1 = d.y;
+            let d2 = d.z;
+            let d3 = d.w;
             let x0 = textureLoad(tx, xo + e0, 0);
             let x1 = textureLoad(tx, xo + e1, 0);
             let x2 = textureLoad(tx, xo + e2, 0);

@@ -55,8 +55,9 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// the old kernels (in a file of the old revision) are no longer read.
 /// 2: the `texture` convolution got its own weight gradient; 3: it cuts
 /// at least 8 ranges; 4: its lanes take the column blocks of a range; 5:
-/// packed dy keeps only the margin the input gradient reads.
-pub(crate) const KERNELS_REVISION: u32 = 5;
+/// packed dy keeps only the margin the input gradient reads; 6: the
+/// `texture_subgroup` convolution.
+pub(crate) const KERNELS_REVISION: u32 = 6;
 
 /// FNV-1a, so the file name does not depend on the standard library's
 /// hasher (which may change between releases).

@@ -1,6 +1,7 @@
 //! Host side of `shaders/conv2d/`: 2-D convolution over NCHW inputs with OIHW
 //! weights, square stride and zero padding, forward and backward, in four
-//! variants side by side.
+//! variants side by side (and `texture_subgroup`, `texture` with its
+//! weight fetches shared across a subgroup).
 
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, dispatch, time_run, uniform};
@@ -11,6 +12,7 @@ use crate::tensor::Tensor;
 pub(crate) mod texture;
 
 pub use crate::variant::{ConvPass, ConvVariant};
+pub use texture::subgroup_source as texture_subgroup_source;
 
 impl ConvVariant {
     /// The variant for one pass of a convolution of this geometry on
@@ -33,6 +35,9 @@ impl ConvVariant {
                 ConvVariant::ImplicitGemm => true,
                 ConvVariant::Im2col => cols_fit(gpu, g),
                 ConvVariant::Texture => texture::fits(gpu, g),
+                ConvVariant::TextureSubgroup => {
+                    texture::fits(gpu, g) && texture::subgroup_fits(gpu)
+                }
             })
             .map(|v| v.name())
             .collect();
@@ -60,6 +65,13 @@ impl ConvVariant {
         gpu.tuned(&key, &candidates, fallback.name(), g.macs(), &mut time)
             .parse()
             .unwrap_or(fallback)
+    }
+
+    /// Whether this variant runs on `gpu` at all: `texture_subgroup` needs
+    /// subgroups of exactly 8 invocations; the others run everywhere
+    /// (`texture` falls back to `im2col` where its textures do not fit).
+    pub fn available(self, gpu: &Gpu) -> bool {
+        self != ConvVariant::TextureSubgroup || texture::subgroup_fits(gpu)
     }
 
     /// The faster variant for one pass of a convolution of this geometry.
@@ -127,7 +139,7 @@ impl ConvVariant {
                 )
             },
             ConvVariant::Im2col => im2col_kernel("im2col"),
-            ConvVariant::Texture => texture::kernel("forward"),
+            ConvVariant::Texture | ConvVariant::TextureSubgroup => texture::kernel("forward"),
         }
     }
 
@@ -149,8 +161,10 @@ impl ConvVariant {
             // The data movement of each pass: col2im for dx, im2col for dw.
             ConvVariant::Im2col if entry == "input" => im2col_kernel("col2im"),
             ConvVariant::Im2col => im2col_kernel("im2col"),
-            ConvVariant::Texture if entry == "input" => texture::kernel("input"),
-            ConvVariant::Texture => im2col_kernel("im2col"),
+            ConvVariant::Texture | ConvVariant::TextureSubgroup if entry == "input" => {
+                texture::kernel("input")
+            }
+            ConvVariant::Texture | ConvVariant::TextureSubgroup => im2col_kernel("im2col"),
         }
     }
 }
@@ -432,8 +446,9 @@ pub fn conv2d_with(
                 None => Ok(y),
             };
         }
-        ConvVariant::Texture => {
-            texture::forward(x, w, bias, &out, &g)?;
+        ConvVariant::Texture | ConvVariant::TextureSubgroup => {
+            let shared = variant == ConvVariant::TextureSubgroup;
+            texture::forward(x, w, bias, &out, &g, shared)?;
             return Ok(out);
         }
         ConvVariant::Direct => (gpu.grid((out.numel() as u64).div_ceil(256))?, None),
@@ -493,7 +508,10 @@ pub fn conv2d_backward_input(
     }
     let kernel = variant.backward_kernel("input");
     match variant {
-        ConvVariant::Texture => texture::input_grad(dy, w, &dx, &g)?,
+        ConvVariant::Texture | ConvVariant::TextureSubgroup => {
+            let shared = variant == ConvVariant::TextureSubgroup;
+            texture::input_grad(dy, w, &dx, &g, shared)?
+        }
         ConvVariant::Im2col => {
             let dyt = pixels_by_channels(dy, &g)?;
             let w = w.reshape(&[g.o, g.c * g.kh * g.kw])?;
@@ -556,13 +574,13 @@ pub fn conv2d_backward_weight(
     if g.n * g.oh * g.ow == 0 {
         return Tensor::zeros(gpu, w_shape);
     }
-    if variant == ConvVariant::Texture
-        && let Some(dw) = texture::weight_grad(x, dy, &g)?
+    if matches!(variant, ConvVariant::Texture | ConvVariant::TextureSubgroup)
+        && let Some(dw) = texture::weight_grad(x, dy, &g, variant == ConvVariant::TextureSubgroup)?
     {
         return dw.reshape(w_shape);
     }
     match variant {
-        ConvVariant::Im2col | ConvVariant::Texture => {
+        ConvVariant::Im2col | ConvVariant::Texture | ConvVariant::TextureSubgroup => {
             // dw = dyt^T cols, a reduction over every output pixel of the
             // batch. Longer than DIRECT_RANGE, it is cut into equal ranges,
             // multiplied as a batch and summed: one long reduction is
@@ -642,7 +660,7 @@ pub fn conv2d_backward_weight(
 
 /// dL/dx (with `dx`'s variant) and dL/dw (with `dw`'s) of a convolution
 /// in one call, `None` for a gradient not asked for: what the autograd tape
-/// runs. Where both run on `texture`, dy is packed into a texture once and
+/// runs. Where both run on `texture` (or `texture_subgroup`), dy is packed into a texture once and
 /// read by both kernels; otherwise this is [`conv2d_backward_input`] and
 /// [`conv2d_backward_weight`].
 pub fn conv2d_backward(
@@ -658,8 +676,11 @@ pub fn conv2d_backward(
     x.same_gpu(w, "conv2d_backward")?;
     let g = ConvGeometry::new(x.shape(), w.shape(), stride, padding)?;
     check_grad("conv2d_backward", dy, &g)?;
-    let shared = dx == Some(ConvVariant::Texture)
-        && dw == Some(ConvVariant::Texture)
+    let texture = |v: Option<ConvVariant>| {
+        matches!(v, Some(ConvVariant::Texture | ConvVariant::TextureSubgroup))
+    };
+    let shared = texture(dx)
+        && texture(dw)
         && g.o > 0
         && g.c * g.kh * g.kw > 0
         && g.n * g.oh * g.ow > 0
@@ -675,8 +696,9 @@ pub fn conv2d_backward(
     }
     let packed = texture::pack_dy(dy, &g, true)?;
     let gx = Tensor::uninit(x.gpu(), x.shape())?;
-    texture::input_grad_packed(&packed, w, &gx, &g)?;
-    let gw = texture::weight_grad_packed(x, &packed, &g)?;
+    let subgroup = dx == Some(ConvVariant::TextureSubgroup);
+    texture::input_grad_packed(&packed, w, &gx, &g, subgroup)?;
+    let gw = texture::weight_grad_packed(x, &packed, &g, dw == Some(ConvVariant::TextureSubgroup))?;
     Ok((Some(gx), Some(gw)))
 }
 

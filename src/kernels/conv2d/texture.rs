@@ -18,6 +18,74 @@ pub(super) fn kernel(entry: &'static str) -> Kernel {
     }
 }
 
+/// The subgroup invocations `texture_subgroup`'s weight panel is shared by.
+const SUBGROUP: u32 = 8;
+
+/// The `texture_subgroup` module: texture.wgsl with its `panel` replaced by
+/// shaders/conv2d/texture_subgroup.wgsl (tests/shaders.rs builds the same).
+pub fn subgroup_source() -> &'static str {
+    static SOURCE_SG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE_SG.get_or_init(|| {
+        let (head, rest) = SOURCE
+            .split_once("// panel:begin")
+            .expect("texture.wgsl marks its panel");
+        let (_, tail) = rest
+            .split_once("// panel:end")
+            .expect("texture.wgsl marks its panel");
+        let subgroup = include_str!("../../../shaders/conv2d/texture_subgroup.wgsl");
+        format!("{head}{subgroup}{tail}")
+    })
+}
+
+fn subgroup_kernel(entry: &'static str) -> Kernel {
+    Kernel {
+        trusted: true,
+        ..Kernel::new("conv2d/texture_subgroup", subgroup_source(), entry)
+    }
+}
+
+/// Whether `texture_subgroup` runs on `gpu`: subgroup operations, with
+/// subgroups of exactly 8 invocations (llvmpipe at 256 bits).
+pub(super) fn subgroup_fits(gpu: &Gpu) -> bool {
+    let info = gpu.adapter_info();
+    gpu.features().contains(wgpu::Features::SUBGROUP)
+        && info.subgroup_min_size == SUBGROUP
+        && info.subgroup_max_size == SUBGROUP
+}
+
+/// `entry` of `texture`, or of `texture_subgroup` where `shared` (an error
+/// where the device cannot run it).
+fn gemm_kernel(gpu: &Gpu, entry: &'static str, shared: bool) -> Result<Kernel> {
+    if !shared {
+        return Ok(kernel(entry));
+    }
+    if !subgroup_fits(gpu) {
+        let info = gpu.adapter_info();
+        return Err(Error::invalid(
+            "conv2d",
+            format!(
+                "the texture_subgroup variant needs subgroups of exactly {SUBGROUP} invocations; \
+                 this device has {} (subgroup operations {})",
+                if info.subgroup_min_size == info.subgroup_max_size {
+                    info.subgroup_min_size.to_string()
+                } else {
+                    format!("{} to {}", info.subgroup_min_size, info.subgroup_max_size)
+                },
+                if gpu.features().contains(wgpu::Features::SUBGROUP) {
+                    "supported"
+                } else {
+                    "unsupported"
+                }
+            ),
+        ));
+    }
+    Ok(subgroup_kernel(match entry {
+        "forward" => "forward_subgroup",
+        "input" => "input_subgroup",
+        _ => "weight_subgroup",
+    }))
+}
+
 uniform! {
     pub(crate) struct TextureParams {
         n: u32,
@@ -212,15 +280,18 @@ fn within_limits(gpu: &Gpu, what: impl Fn() -> String, d: [usize; 3]) -> Result<
     Ok(d.map(|v| v as u32))
 }
 
-/// The forward: `out` `[n, o, oh, ow]` from `x`, `w` and an optional bias.
+/// The forward: `out` `[n, o, oh, ow]` from `x`, `w` and an optional bias;
+/// with the weight panel shared by each subgroup where `shared`.
 pub(super) fn forward(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
     out: &Tensor,
     g: &ConvGeometry,
+    shared: bool,
 ) -> Result<()> {
     let gpu = x.gpu();
+    let gemm = gemm_kernel(gpu, "forward", shared)?;
     let lay = layout(gpu, g.n, g.c, g.h, g.w, g.padding);
     let p = params(g, false, lay, g.padding);
     let tx = pack_input(x, &p, lay)?;
@@ -233,7 +304,7 @@ pub(super) fn forward(
         out.binding(4),
     ];
     let constants = [("HAS_BIAS", bias.is_some() as u32 as f64)];
-    dispatch(gpu, &kernel("forward"), &constants, &p, &bindings, groups)
+    dispatch(gpu, &gemm, &constants, &p, &bindings, groups)
 }
 
 /// dy packed as an input of o channels, oh x ow, with `margin` zeros
@@ -260,9 +331,17 @@ pub(super) fn pack_dy(dy: &Tensor, g: &ConvGeometry, for_input: bool) -> Result<
 }
 
 /// The input gradient: `dx` `[n, c, h, w]` from `dy` and `w`, one
-/// dispatch covering the stride's s * s phases.
-pub(super) fn input_grad(dy: &Tensor, w: &Tensor, dx: &Tensor, g: &ConvGeometry) -> Result<()> {
-    input_grad_packed(&pack_dy(dy, g, true)?, w, dx, g)
+/// dispatch covering the stride's s * s phases; with the weight panel
+/// shared by each subgroup where `shared`.
+pub(super) fn input_grad(
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+    g: &ConvGeometry,
+    shared: bool,
+) -> Result<()> {
+    gemm_kernel(w.gpu(), "input", shared)?;
+    input_grad_packed(&pack_dy(dy, g, true)?, w, dx, g, shared)
 }
 
 /// [`input_grad`] from dy packed by [`pack_dy`] with `input`'s margin.
@@ -271,8 +350,10 @@ pub(super) fn input_grad_packed(
     w: &Tensor,
     dx: &Tensor,
     g: &ConvGeometry,
+    shared: bool,
 ) -> Result<()> {
     let gpu = w.gpu();
+    let gemm = gemm_kernel(gpu, "input", shared)?;
     debug_assert_eq!(dy.margin, margin(g));
     let p = params(g, true, dy.lay, dy.margin);
     let tw = pack_weights(w, &p, true)?;
@@ -285,7 +366,7 @@ pub(super) fn input_grad_packed(
         w.binding(3),
         dx.binding(4),
     ];
-    dispatch(gpu, &kernel("input"), &[], &p, &bindings, groups)
+    dispatch(gpu, &gemm, &[], &p, &bindings, groups)
 }
 
 /// Invocations the weight gradient aims for: enough that llvmpipe's
@@ -321,16 +402,28 @@ pub(super) fn weight_fits(g: &ConvGeometry) -> bool {
 /// The weight gradient: dw `[o, c, kh, kw]` from `x` and `dy`, or `None`
 /// where its ranges cannot be cut (see [`weight_ranges`]); the caller then
 /// takes the `im2col` path.
-pub(super) fn weight_grad(x: &Tensor, dy: &Tensor, g: &ConvGeometry) -> Result<Option<Tensor>> {
+pub(super) fn weight_grad(
+    x: &Tensor,
+    dy: &Tensor,
+    g: &ConvGeometry,
+    shared: bool,
+) -> Result<Option<Tensor>> {
     if !weight_fits(g) {
         return Ok(None);
     }
-    weight_grad_packed(x, &pack_dy(dy, g, false)?, g).map(Some)
+    gemm_kernel(x.gpu(), "weight", shared)?;
+    weight_grad_packed(x, &pack_dy(dy, g, false)?, g, shared).map(Some)
 }
 
 /// [`weight_grad`] from dy packed by [`pack_dy`], with or without margin;
-/// `g` must pass [`weight_fits`].
-pub(super) fn weight_grad_packed(x: &Tensor, dy: &PackedDy, g: &ConvGeometry) -> Result<Tensor> {
+/// `g` must pass [`weight_fits`]. Where `shared`, each subgroup fetches
+/// dy's texels once.
+pub(super) fn weight_grad_packed(
+    x: &Tensor,
+    dy: &PackedDy,
+    g: &ConvGeometry,
+    shared: bool,
+) -> Result<Tensor> {
     let Some((rows, ranges)) = weight_ranges(g) else {
         return Err(Error::Limit {
             what: format!("a texture conv2d weight gradient of {g:?}: an output row"),
@@ -351,7 +444,12 @@ pub(super) fn weight_grad_packed(x: &Tensor, dy: &PackedDy, g: &ConvGeometry) ->
     let tx = pack_input(x, &p, lay)?;
     let taps = g.c * g.kh * g.kw;
     let parts = Tensor::uninit(gpu, &[ranges, g.o * taps])?;
-    let tblocks = (g.kh * g.kw * g.c.div_ceil(4)).div_ceil(4);
+    let gemm = gemm_kernel(gpu, "weight", shared)?;
+    // texture_subgroup pads each range's column blocks to whole subgroups.
+    let align = if shared { SUBGROUP as usize } else { 1 };
+    let tblocks = (g.kh * g.kw * g.c.div_ceil(4))
+        .div_ceil(4)
+        .next_multiple_of(align);
     let d = [(ranges * tblocks).div_ceil(8), g.o.div_ceil(16), 1];
     let what = || format!("a texture conv2d weight gradient of {g:?}");
     let d = within_limits(gpu, what, d)?;
@@ -360,7 +458,8 @@ pub(super) fn weight_grad_packed(x: &Tensor, dy: &PackedDy, g: &ConvGeometry) ->
         Binding::texture(5, &dy.tex.view),
         parts.binding(6),
     ];
-    dispatch(gpu, &kernel("weight"), &[], &p, &bindings, d)?;
+    let constants = [("BLOCK_ALIGN", align as f64)];
+    dispatch(gpu, &gemm, &constants, &p, &bindings, d)?;
     let dw = if ranges == 1 {
         parts
     } else {
