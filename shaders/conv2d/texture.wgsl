@@ -38,6 +38,11 @@
 // are guarded; the module runs without bounds checks.
 
 override HAS_BIAS: bool = false;
+// `forward` and `input`: each lane computes 16 pixels x 32 output channels
+// (two 16-channel blocks from the same input fetches) instead of 16 x 16.
+// Set in texture_subgroup, where the weight panels are shared and the input
+// fetches are what is left to amortise.
+override WIDE: bool = false;
 
 struct Params {
     // The input of the GEMM (x for `forward`, dy for `input`).
@@ -260,8 +265,8 @@ fn forward_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
     let ohw = p.oh * p.ow;
     let total = p.n * ohw;
     let first = gid.x * 16u;
-    let col0 = wid.y * 16u;
-    let wx = wid.y * 4u;
+    let col0 = wid.y * select(16u, 32u, WIDE);
+    let wx = wid.y * select(4u, 8u, WIDE);
     // Each pixel's receptive field corner in the texture (pixels past the
     // end repeat the last one; their stores are skipped).
     let m0 = min(first + 0u, total - 1u); let q0 = m0 % ohw; let t0 = texel(m0 / ohw, (q0 / p.ow) * p.stride, (q0 % p.ow) * p.stride);
@@ -283,6 +288,9 @@ fn forward_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
 
     var r0 = Row(); var r1 = Row(); var r2 = Row(); var r3 = Row(); var r4 = Row(); var r5 = Row(); var r6 = Row(); var r7 = Row();
     var r8 = Row(); var r9 = Row(); var r10 = Row(); var r11 = Row(); var r12 = Row(); var r13 = Row(); var r14 = Row(); var r15 = Row();
+    // WIDE: the next 16 channels, from the same input fetches.
+    var s0 = Row(); var s1 = Row(); var s2 = Row(); var s3 = Row(); var s4 = Row(); var s5 = Row(); var s6 = Row(); var s7 = Row();
+    var s8 = Row(); var s9 = Row(); var s10 = Row(); var s11 = Row(); var s12 = Row(); var s13 = Row(); var s14 = Row(); var s15 = Row();
     for (var ky = 0u; ky < p.kh; ky++) {
         for (var kx = 0u; kx < p.kw; kx++) {
             let d = vec2<u32>(kx * p.c4, ky);
@@ -290,23 +298,91 @@ fn forward_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
             for (var g = 0u; g < p.c4; g++) {
                 let k = krow + g * 4u;
                 let q = panel(wx, k, lane);
+                var qw = Panel();
+                if WIDE {
+                    qw = panel(wx + 4u, k, lane);
+                }
                 let e = d + vec2<u32>(g, 0u);
-                r0 = update(r0, textureLoad(tx, t0 + e, 0), q);
-                r1 = update(r1, textureLoad(tx, t1 + e, 0), q);
-                r2 = update(r2, textureLoad(tx, t2 + e, 0), q);
-                r3 = update(r3, textureLoad(tx, t3 + e, 0), q);
-                r4 = update(r4, textureLoad(tx, t4 + e, 0), q);
-                r5 = update(r5, textureLoad(tx, t5 + e, 0), q);
-                r6 = update(r6, textureLoad(tx, t6 + e, 0), q);
-                r7 = update(r7, textureLoad(tx, t7 + e, 0), q);
-                r8 = update(r8, textureLoad(tx, t8 + e, 0), q);
-                r9 = update(r9, textureLoad(tx, t9 + e, 0), q);
-                r10 = update(r10, textureLoad(tx, t10 + e, 0), q);
-                r11 = update(r11, textureLoad(tx, t11 + e, 0), q);
-                r12 = update(r12, textureLoad(tx, t12 + e, 0), q);
-                r13 = update(r13, textureLoad(tx, t13 + e, 0), q);
-                r14 = update(r14, textureLoad(tx, t14 + e, 0), q);
-                r15 = update(r15, textureLoad(tx, t15 + e, 0), q);
+                let a0 = textureLoad(tx, t0 + e, 0);
+                r0 = update(r0, a0, q);
+                if WIDE {
+                    s0 = update(s0, a0, qw);
+                }
+                let a1 = textureLoad(tx, t1 + e, 0);
+                r1 = update(r1, a1, q);
+                if WIDE {
+                    s1 = update(s1, a1, qw);
+                }
+                let a2 = textureLoad(tx, t2 + e, 0);
+                r2 = update(r2, a2, q);
+                if WIDE {
+                    s2 = update(s2, a2, qw);
+                }
+                let a3 = textureLoad(tx, t3 + e, 0);
+                r3 = update(r3, a3, q);
+                if WIDE {
+                    s3 = update(s3, a3, qw);
+                }
+                let a4 = textureLoad(tx, t4 + e, 0);
+                r4 = update(r4, a4, q);
+                if WIDE {
+                    s4 = update(s4, a4, qw);
+                }
+                let a5 = textureLoad(tx, t5 + e, 0);
+                r5 = update(r5, a5, q);
+                if WIDE {
+                    s5 = update(s5, a5, qw);
+                }
+                let a6 = textureLoad(tx, t6 + e, 0);
+                r6 = update(r6, a6, q);
+                if WIDE {
+                    s6 = update(s6, a6, qw);
+                }
+                let a7 = textureLoad(tx, t7 + e, 0);
+                r7 = update(r7, a7, q);
+                if WIDE {
+                    s7 = update(s7, a7, qw);
+                }
+                let a8 = textureLoad(tx, t8 + e, 0);
+                r8 = update(r8, a8, q);
+                if WIDE {
+                    s8 = update(s8, a8, qw);
+                }
+                let a9 = textureLoad(tx, t9 + e, 0);
+                r9 = update(r9, a9, q);
+                if WIDE {
+                    s9 = update(s9, a9, qw);
+                }
+                let a10 = textureLoad(tx, t10 + e, 0);
+                r10 = update(r10, a10, q);
+                if WIDE {
+                    s10 = update(s10, a10, qw);
+                }
+                let a11 = textureLoad(tx, t11 + e, 0);
+                r11 = update(r11, a11, q);
+                if WIDE {
+                    s11 = update(s11, a11, qw);
+                }
+                let a12 = textureLoad(tx, t12 + e, 0);
+                r12 = update(r12, a12, q);
+                if WIDE {
+                    s12 = update(s12, a12, qw);
+                }
+                let a13 = textureLoad(tx, t13 + e, 0);
+                r13 = update(r13, a13, q);
+                if WIDE {
+                    s13 = update(s13, a13, qw);
+                }
+                let a14 = textureLoad(tx, t14 + e, 0);
+                r14 = update(r14, a14, q);
+                if WIDE {
+                    s14 = update(s14, a14, qw);
+                }
+                let a15 = textureLoad(tx, t15 + e, 0);
+                r15 = update(r15, a15, q);
+                if WIDE {
+                    s15 = update(s15, a15, qw);
+                }
             }
         }
     }
@@ -327,6 +403,24 @@ fn forward_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
     store_row(first + 13u < total, (m13 / ohw) * p.o * ohw + q13, ohw, col0, r13);
     store_row(first + 14u < total, (m14 / ohw) * p.o * ohw + q14, ohw, col0, r14);
     store_row(first + 15u < total, (m15 / ohw) * p.o * ohw + q15, ohw, col0, r15);
+    if WIDE {
+        store_row(first + 0u < total, (m0 / ohw) * p.o * ohw + q0, ohw, col0 + 16u, s0);
+        store_row(first + 1u < total, (m1 / ohw) * p.o * ohw + q1, ohw, col0 + 16u, s1);
+        store_row(first + 2u < total, (m2 / ohw) * p.o * ohw + q2, ohw, col0 + 16u, s2);
+        store_row(first + 3u < total, (m3 / ohw) * p.o * ohw + q3, ohw, col0 + 16u, s3);
+        store_row(first + 4u < total, (m4 / ohw) * p.o * ohw + q4, ohw, col0 + 16u, s4);
+        store_row(first + 5u < total, (m5 / ohw) * p.o * ohw + q5, ohw, col0 + 16u, s5);
+        store_row(first + 6u < total, (m6 / ohw) * p.o * ohw + q6, ohw, col0 + 16u, s6);
+        store_row(first + 7u < total, (m7 / ohw) * p.o * ohw + q7, ohw, col0 + 16u, s7);
+        store_row(first + 8u < total, (m8 / ohw) * p.o * ohw + q8, ohw, col0 + 16u, s8);
+        store_row(first + 9u < total, (m9 / ohw) * p.o * ohw + q9, ohw, col0 + 16u, s9);
+        store_row(first + 10u < total, (m10 / ohw) * p.o * ohw + q10, ohw, col0 + 16u, s10);
+        store_row(first + 11u < total, (m11 / ohw) * p.o * ohw + q11, ohw, col0 + 16u, s11);
+        store_row(first + 12u < total, (m12 / ohw) * p.o * ohw + q12, ohw, col0 + 16u, s12);
+        store_row(first + 13u < total, (m13 / ohw) * p.o * ohw + q13, ohw, col0 + 16u, s13);
+        store_row(first + 14u < total, (m14 / ohw) * p.o * ohw + q14, ohw, col0 + 16u, s14);
+        store_row(first + 15u < total, (m15 / ohw) * p.o * ohw + q15, ohw, col0 + 16u, s15);
+    }
 }
 
 // `input`: one phase (fy, fx) = workgroup_id.z of the input pixels; block
@@ -359,8 +453,8 @@ fn input_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
     if ph == 0u || pw == 0u {
         return;
     }
-    let col0 = wid.y * 16u;
-    let wx = wid.y * 4u;
+    let col0 = wid.y * select(16u, 32u, WIDE);
+    let wx = wid.y * select(4u, 8u, WIDE);
     let ohw = p.oh * p.ow;
     let m0 = min(first + 0u, total - 1u); let q0 = m0 % per_image; let n0 = m0 / per_image; let t0 = texel(n0, q0 / pw + p.margin, q0 % pw + p.margin);
     let m1 = min(first + 1u, total - 1u); let q1 = m1 % per_image; let n1 = m1 / per_image; let t1 = texel(n1, q1 / pw + p.margin, q1 % pw + p.margin);
@@ -381,6 +475,9 @@ fn input_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
 
     var r0 = Row(); var r1 = Row(); var r2 = Row(); var r3 = Row(); var r4 = Row(); var r5 = Row(); var r6 = Row(); var r7 = Row();
     var r8 = Row(); var r9 = Row(); var r10 = Row(); var r11 = Row(); var r12 = Row(); var r13 = Row(); var r14 = Row(); var r15 = Row();
+    // WIDE: the next 16 channels, from the same input fetches.
+    var s0 = Row(); var s1 = Row(); var s2 = Row(); var s3 = Row(); var s4 = Row(); var s5 = Row(); var s6 = Row(); var s7 = Row();
+    var s8 = Row(); var s9 = Row(); var s10 = Row(); var s11 = Row(); var s12 = Row(); var s13 = Row(); var s14 = Row(); var s15 = Row();
     // The first tap of the phase: ky = (fy + pad) mod s.
     for (var ky = (fy + p.pad) % s; ky < p.kh; ky += s) {
         // The dy row offset (fy + pad - ky) / s, exact, possibly negative
@@ -393,23 +490,91 @@ fn input_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
             for (var g = 0u; g < p.c4; g++) {
                 let k = krow + g * 4u;
                 let q = panel(wx, k, lane);
+                var qw = Panel();
+                if WIDE {
+                    qw = panel(wx + 4u, k, lane);
+                }
                 let e = d + vec2<u32>(g, 0u);
-                r0 = update(r0, textureLoad(tx, t0 + e, 0), q);
-                r1 = update(r1, textureLoad(tx, t1 + e, 0), q);
-                r2 = update(r2, textureLoad(tx, t2 + e, 0), q);
-                r3 = update(r3, textureLoad(tx, t3 + e, 0), q);
-                r4 = update(r4, textureLoad(tx, t4 + e, 0), q);
-                r5 = update(r5, textureLoad(tx, t5 + e, 0), q);
-                r6 = update(r6, textureLoad(tx, t6 + e, 0), q);
-                r7 = update(r7, textureLoad(tx, t7 + e, 0), q);
-                r8 = update(r8, textureLoad(tx, t8 + e, 0), q);
-                r9 = update(r9, textureLoad(tx, t9 + e, 0), q);
-                r10 = update(r10, textureLoad(tx, t10 + e, 0), q);
-                r11 = update(r11, textureLoad(tx, t11 + e, 0), q);
-                r12 = update(r12, textureLoad(tx, t12 + e, 0), q);
-                r13 = update(r13, textureLoad(tx, t13 + e, 0), q);
-                r14 = update(r14, textureLoad(tx, t14 + e, 0), q);
-                r15 = update(r15, textureLoad(tx, t15 + e, 0), q);
+                let a0 = textureLoad(tx, t0 + e, 0);
+                r0 = update(r0, a0, q);
+                if WIDE {
+                    s0 = update(s0, a0, qw);
+                }
+                let a1 = textureLoad(tx, t1 + e, 0);
+                r1 = update(r1, a1, q);
+                if WIDE {
+                    s1 = update(s1, a1, qw);
+                }
+                let a2 = textureLoad(tx, t2 + e, 0);
+                r2 = update(r2, a2, q);
+                if WIDE {
+                    s2 = update(s2, a2, qw);
+                }
+                let a3 = textureLoad(tx, t3 + e, 0);
+                r3 = update(r3, a3, q);
+                if WIDE {
+                    s3 = update(s3, a3, qw);
+                }
+                let a4 = textureLoad(tx, t4 + e, 0);
+                r4 = update(r4, a4, q);
+                if WIDE {
+                    s4 = update(s4, a4, qw);
+                }
+                let a5 = textureLoad(tx, t5 + e, 0);
+                r5 = update(r5, a5, q);
+                if WIDE {
+                    s5 = update(s5, a5, qw);
+                }
+                let a6 = textureLoad(tx, t6 + e, 0);
+                r6 = update(r6, a6, q);
+                if WIDE {
+                    s6 = update(s6, a6, qw);
+                }
+                let a7 = textureLoad(tx, t7 + e, 0);
+                r7 = update(r7, a7, q);
+                if WIDE {
+                    s7 = update(s7, a7, qw);
+                }
+                let a8 = textureLoad(tx, t8 + e, 0);
+                r8 = update(r8, a8, q);
+                if WIDE {
+                    s8 = update(s8, a8, qw);
+                }
+                let a9 = textureLoad(tx, t9 + e, 0);
+                r9 = update(r9, a9, q);
+                if WIDE {
+                    s9 = update(s9, a9, qw);
+                }
+                let a10 = textureLoad(tx, t10 + e, 0);
+                r10 = update(r10, a10, q);
+                if WIDE {
+                    s10 = update(s10, a10, qw);
+                }
+                let a11 = textureLoad(tx, t11 + e, 0);
+                r11 = update(r11, a11, q);
+                if WIDE {
+                    s11 = update(s11, a11, qw);
+                }
+                let a12 = textureLoad(tx, t12 + e, 0);
+                r12 = update(r12, a12, q);
+                if WIDE {
+                    s12 = update(s12, a12, qw);
+                }
+                let a13 = textureLoad(tx, t13 + e, 0);
+                r13 = update(r13, a13, q);
+                if WIDE {
+                    s13 = update(s13, a13, qw);
+                }
+                let a14 = textureLoad(tx, t14 + e, 0);
+                r14 = update(r14, a14, q);
+                if WIDE {
+                    s14 = update(s14, a14, qw);
+                }
+                let a15 = textureLoad(tx, t15 + e, 0);
+                r15 = update(r15, a15, q);
+                if WIDE {
+                    s15 = update(s15, a15, qw);
+                }
             }
         }
     }
@@ -430,6 +595,24 @@ fn input_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
     store_row(first + 13u < total, n13 * p.o * ohw + (fy + (q13 / pw) * s) * p.ow + fx + (q13 % pw) * s, ohw, col0, r13);
     store_row(first + 14u < total, n14 * p.o * ohw + (fy + (q14 / pw) * s) * p.ow + fx + (q14 % pw) * s, ohw, col0, r14);
     store_row(first + 15u < total, n15 * p.o * ohw + (fy + (q15 / pw) * s) * p.ow + fx + (q15 % pw) * s, ohw, col0, r15);
+    if WIDE {
+        store_row(first + 0u < total, n0 * p.o * ohw + (fy + (q0 / pw) * s) * p.ow + fx + (q0 % pw) * s, ohw, col0 + 16u, s0);
+        store_row(first + 1u < total, n1 * p.o * ohw + (fy + (q1 / pw) * s) * p.ow + fx + (q1 % pw) * s, ohw, col0 + 16u, s1);
+        store_row(first + 2u < total, n2 * p.o * ohw + (fy + (q2 / pw) * s) * p.ow + fx + (q2 % pw) * s, ohw, col0 + 16u, s2);
+        store_row(first + 3u < total, n3 * p.o * ohw + (fy + (q3 / pw) * s) * p.ow + fx + (q3 % pw) * s, ohw, col0 + 16u, s3);
+        store_row(first + 4u < total, n4 * p.o * ohw + (fy + (q4 / pw) * s) * p.ow + fx + (q4 % pw) * s, ohw, col0 + 16u, s4);
+        store_row(first + 5u < total, n5 * p.o * ohw + (fy + (q5 / pw) * s) * p.ow + fx + (q5 % pw) * s, ohw, col0 + 16u, s5);
+        store_row(first + 6u < total, n6 * p.o * ohw + (fy + (q6 / pw) * s) * p.ow + fx + (q6 % pw) * s, ohw, col0 + 16u, s6);
+        store_row(first + 7u < total, n7 * p.o * ohw + (fy + (q7 / pw) * s) * p.ow + fx + (q7 % pw) * s, ohw, col0 + 16u, s7);
+        store_row(first + 8u < total, n8 * p.o * ohw + (fy + (q8 / pw) * s) * p.ow + fx + (q8 % pw) * s, ohw, col0 + 16u, s8);
+        store_row(first + 9u < total, n9 * p.o * ohw + (fy + (q9 / pw) * s) * p.ow + fx + (q9 % pw) * s, ohw, col0 + 16u, s9);
+        store_row(first + 10u < total, n10 * p.o * ohw + (fy + (q10 / pw) * s) * p.ow + fx + (q10 % pw) * s, ohw, col0 + 16u, s10);
+        store_row(first + 11u < total, n11 * p.o * ohw + (fy + (q11 / pw) * s) * p.ow + fx + (q11 % pw) * s, ohw, col0 + 16u, s11);
+        store_row(first + 12u < total, n12 * p.o * ohw + (fy + (q12 / pw) * s) * p.ow + fx + (q12 % pw) * s, ohw, col0 + 16u, s12);
+        store_row(first + 13u < total, n13 * p.o * ohw + (fy + (q13 / pw) * s) * p.ow + fx + (q13 % pw) * s, ohw, col0 + 16u, s13);
+        store_row(first + 14u < total, n14 * p.o * ohw + (fy + (q14 / pw) * s) * p.ow + fx + (q14 % pw) * s, ohw, col0 + 16u, s14);
+        store_row(first + 15u < total, n15 * p.o * ohw + (fy + (q15 / pw) * s) * p.ow + fx + (q15 % pw) * s, ohw, col0 + 16u, s15);
+    }
 }
 
 // ---- the weight gradient ----

@@ -56,8 +56,9 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// 2: the `texture` convolution got its own weight gradient; 3: it cuts
 /// at least 8 ranges; 4: its lanes take the column blocks of a range; 5:
 /// packed dy keeps only the margin the input gradient reads; 6: the
-/// `texture_subgroup` convolution.
-pub(crate) const KERNELS_REVISION: u32 = 6;
+/// `texture_subgroup` convolution; 7: its forward and input gradient
+/// compute 32 channels per lane.
+pub(crate) const KERNELS_REVISION: u32 = 7;
 
 /// FNV-1a, so the file name does not depend on the standard library's
 /// hasher (which may change between releases).

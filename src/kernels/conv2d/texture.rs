@@ -240,10 +240,11 @@ fn pack_input(src: &Tensor, p: &TextureParams, lay: [usize; 6]) -> Result<Packed
 
 /// Packs the weights as the B matrix of the GEMM: rows (tap, input
 /// channel of the GEMM), 4 output channels of the GEMM per texel.
-fn pack_weights(w: &Tensor, p: &TextureParams, transposed: bool) -> Result<Packed> {
+/// `block` (16, or 32 for `WIDE`) output channels of the GEMM per lane.
+fn pack_weights(w: &Tensor, p: &TextureParams, transposed: bool, block: usize) -> Result<Packed> {
     let gpu = w.gpu();
     let rows = (p.kh * p.kw * p.c4 * 4) as usize;
-    let width = (p.o as usize).div_ceil(16) * 4;
+    let width = (p.o as usize).div_ceil(block) * block / 4;
     let t = texture(gpu, "conv2d weights", width, rows)?;
     let groups = [t.size.0.div_ceil(8), t.size.1.div_ceil(8), 1];
     let bindings = [w.binding(1), Binding::texture(2, &t.view)];
@@ -260,9 +261,15 @@ fn pack_weights(w: &Tensor, p: &TextureParams, transposed: bool) -> Result<Packe
 }
 
 /// Workgroups for `pixels` output pixels in blocks of 16, `cols` output
-/// channels in blocks of 16 and `z` phases.
-fn groups(gpu: &Gpu, g: &ConvGeometry, pixels: usize, cols: usize, z: usize) -> Result<[u32; 3]> {
-    let d = [pixels.div_ceil(16).div_ceil(64), cols.div_ceil(16), z];
+/// channels in blocks of `block` and `z` phases.
+fn groups(
+    gpu: &Gpu,
+    g: &ConvGeometry,
+    pixels: usize,
+    (cols, block): (usize, usize),
+    z: usize,
+) -> Result<[u32; 3]> {
+    let d = [pixels.div_ceil(16).div_ceil(64), cols.div_ceil(block), z];
     within_limits(gpu, || format!("a texture conv2d of {g:?}"), d)
 }
 
@@ -295,15 +302,19 @@ pub(super) fn forward(
     let lay = layout(gpu, g.n, g.c, g.h, g.w, g.padding);
     let p = params(g, false, lay, g.padding);
     let tx = pack_input(x, &p, lay)?;
-    let tw = pack_weights(w, &p, false)?;
-    let groups = groups(gpu, g, g.n * g.oh * g.ow, g.o, 1)?;
+    let block = if shared { 32 } else { 16 };
+    let tw = pack_weights(w, &p, false, block)?;
+    let groups = groups(gpu, g, g.n * g.oh * g.ow, (g.o, block), 1)?;
     let bindings = [
         Binding::texture(1, &tx.view),
         Binding::texture(2, &tw.view),
         bias.unwrap_or(w).binding(3),
         out.binding(4),
     ];
-    let constants = [("HAS_BIAS", bias.is_some() as u32 as f64)];
+    let constants = [
+        ("HAS_BIAS", bias.is_some() as u32 as f64),
+        ("WIDE", shared as u32 as f64),
+    ];
     dispatch(gpu, &gemm, &constants, &p, &bindings, groups)
 }
 
@@ -356,17 +367,19 @@ pub(super) fn input_grad_packed(
     let gemm = gemm_kernel(gpu, "input", shared)?;
     debug_assert_eq!(dy.margin, margin(g));
     let p = params(g, true, dy.lay, dy.margin);
-    let tw = pack_weights(w, &p, true)?;
+    let block = if shared { 32 } else { 16 };
+    let tw = pack_weights(w, &p, true, block)?;
     let s = g.stride;
     let pixels = g.n * g.h.div_ceil(s) * g.w.div_ceil(s);
-    let groups = groups(gpu, g, pixels, g.c, s * s)?;
+    let groups = groups(gpu, g, pixels, (g.c, block), s * s)?;
     let bindings = [
         Binding::texture(1, &dy.tex.view),
         Binding::texture(2, &tw.view),
         w.binding(3),
         dx.binding(4),
     ];
-    dispatch(gpu, &gemm, &[], &p, &bindings, groups)
+    let constants = [("WIDE", shared as u32 as f64)];
+    dispatch(gpu, &gemm, &constants, &p, &bindings, groups)
 }
 
 /// Invocations the weight gradient aims for: enough that llvmpipe's
