@@ -63,8 +63,12 @@ fn main() -> darkmatter::Result<()> {
         only
     };
     let gpu = Gpu::new()?;
-    let variants: Vec<ConvVariant> = variants.into_iter().filter(|v| v.available(&gpu)).collect();
     println!("{}", gpu.describe());
+    let (variants, absent): (Vec<ConvVariant>, Vec<ConvVariant>) =
+        variants.into_iter().partition(|v| v.available(&gpu));
+    for v in absent {
+        println!("{}: not available on this device, left out", v.name());
+    }
     println!("| shape (batch {batch}) | variant | fwd | dx | dw | bwd (dx + dw) |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for (name, cin, cout, size, stride) in SHAPES {

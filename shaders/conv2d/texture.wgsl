@@ -245,6 +245,23 @@ fn store_row(valid: bool, base: u32, plane: u32, col0: u32, r: Row) {
     }
 }
 
+// One pixel of a block: its 16 channels from panel q, and with WIDE the
+// next 16 from panel qw, both from the same input texel a.
+fn step(r: ptr<function, Row>, s: ptr<function, Row>, a: vec4<f32>, q: Panel, qw: Panel) {
+    *r = update(*r, a, q);
+    if WIDE {
+        *s = update(*s, a, qw);
+    }
+}
+
+// Writes one pixel's channels from col0: r, and with WIDE s after it.
+fn store_pair(valid: bool, base: u32, plane: u32, col0: u32, r: Row, s: Row) {
+    store_row(valid, base, plane, col0, r);
+    if WIDE {
+        store_row(valid, base, plane, col0 + 16u, s);
+    }
+}
+
 // The texel of image n's padded pixel (yp, xp), channel group 0.
 fn texel(n: u32, yp: u32, xp: u32) -> vec2<u32> {
     return vec2<u32>((n / p.per_page) * p.wp * p.c4 + xp * p.c4, (n % p.per_page) * p.hp + yp);
@@ -303,124 +320,42 @@ fn forward_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
                     qw = panel(wx + 4u, k, lane);
                 }
                 let e = d + vec2<u32>(g, 0u);
-                let a0 = textureLoad(tx, t0 + e, 0);
-                r0 = update(r0, a0, q);
-                if WIDE {
-                    s0 = update(s0, a0, qw);
-                }
-                let a1 = textureLoad(tx, t1 + e, 0);
-                r1 = update(r1, a1, q);
-                if WIDE {
-                    s1 = update(s1, a1, qw);
-                }
-                let a2 = textureLoad(tx, t2 + e, 0);
-                r2 = update(r2, a2, q);
-                if WIDE {
-                    s2 = update(s2, a2, qw);
-                }
-                let a3 = textureLoad(tx, t3 + e, 0);
-                r3 = update(r3, a3, q);
-                if WIDE {
-                    s3 = update(s3, a3, qw);
-                }
-                let a4 = textureLoad(tx, t4 + e, 0);
-                r4 = update(r4, a4, q);
-                if WIDE {
-                    s4 = update(s4, a4, qw);
-                }
-                let a5 = textureLoad(tx, t5 + e, 0);
-                r5 = update(r5, a5, q);
-                if WIDE {
-                    s5 = update(s5, a5, qw);
-                }
-                let a6 = textureLoad(tx, t6 + e, 0);
-                r6 = update(r6, a6, q);
-                if WIDE {
-                    s6 = update(s6, a6, qw);
-                }
-                let a7 = textureLoad(tx, t7 + e, 0);
-                r7 = update(r7, a7, q);
-                if WIDE {
-                    s7 = update(s7, a7, qw);
-                }
-                let a8 = textureLoad(tx, t8 + e, 0);
-                r8 = update(r8, a8, q);
-                if WIDE {
-                    s8 = update(s8, a8, qw);
-                }
-                let a9 = textureLoad(tx, t9 + e, 0);
-                r9 = update(r9, a9, q);
-                if WIDE {
-                    s9 = update(s9, a9, qw);
-                }
-                let a10 = textureLoad(tx, t10 + e, 0);
-                r10 = update(r10, a10, q);
-                if WIDE {
-                    s10 = update(s10, a10, qw);
-                }
-                let a11 = textureLoad(tx, t11 + e, 0);
-                r11 = update(r11, a11, q);
-                if WIDE {
-                    s11 = update(s11, a11, qw);
-                }
-                let a12 = textureLoad(tx, t12 + e, 0);
-                r12 = update(r12, a12, q);
-                if WIDE {
-                    s12 = update(s12, a12, qw);
-                }
-                let a13 = textureLoad(tx, t13 + e, 0);
-                r13 = update(r13, a13, q);
-                if WIDE {
-                    s13 = update(s13, a13, qw);
-                }
-                let a14 = textureLoad(tx, t14 + e, 0);
-                r14 = update(r14, a14, q);
-                if WIDE {
-                    s14 = update(s14, a14, qw);
-                }
-                let a15 = textureLoad(tx, t15 + e, 0);
-                r15 = update(r15, a15, q);
-                if WIDE {
-                    s15 = update(s15, a15, qw);
-                }
+                step(&r0, &s0, textureLoad(tx, t0 + e, 0), q, qw);
+                step(&r1, &s1, textureLoad(tx, t1 + e, 0), q, qw);
+                step(&r2, &s2, textureLoad(tx, t2 + e, 0), q, qw);
+                step(&r3, &s3, textureLoad(tx, t3 + e, 0), q, qw);
+                step(&r4, &s4, textureLoad(tx, t4 + e, 0), q, qw);
+                step(&r5, &s5, textureLoad(tx, t5 + e, 0), q, qw);
+                step(&r6, &s6, textureLoad(tx, t6 + e, 0), q, qw);
+                step(&r7, &s7, textureLoad(tx, t7 + e, 0), q, qw);
+                step(&r8, &s8, textureLoad(tx, t8 + e, 0), q, qw);
+                step(&r9, &s9, textureLoad(tx, t9 + e, 0), q, qw);
+                step(&r10, &s10, textureLoad(tx, t10 + e, 0), q, qw);
+                step(&r11, &s11, textureLoad(tx, t11 + e, 0), q, qw);
+                step(&r12, &s12, textureLoad(tx, t12 + e, 0), q, qw);
+                step(&r13, &s13, textureLoad(tx, t13 + e, 0), q, qw);
+                step(&r14, &s14, textureLoad(tx, t14 + e, 0), q, qw);
+                step(&r15, &s15, textureLoad(tx, t15 + e, 0), q, qw);
             }
         }
     }
 
-    store_row(first + 0u < total, (m0 / ohw) * p.o * ohw + q0, ohw, col0, r0);
-    store_row(first + 1u < total, (m1 / ohw) * p.o * ohw + q1, ohw, col0, r1);
-    store_row(first + 2u < total, (m2 / ohw) * p.o * ohw + q2, ohw, col0, r2);
-    store_row(first + 3u < total, (m3 / ohw) * p.o * ohw + q3, ohw, col0, r3);
-    store_row(first + 4u < total, (m4 / ohw) * p.o * ohw + q4, ohw, col0, r4);
-    store_row(first + 5u < total, (m5 / ohw) * p.o * ohw + q5, ohw, col0, r5);
-    store_row(first + 6u < total, (m6 / ohw) * p.o * ohw + q6, ohw, col0, r6);
-    store_row(first + 7u < total, (m7 / ohw) * p.o * ohw + q7, ohw, col0, r7);
-    store_row(first + 8u < total, (m8 / ohw) * p.o * ohw + q8, ohw, col0, r8);
-    store_row(first + 9u < total, (m9 / ohw) * p.o * ohw + q9, ohw, col0, r9);
-    store_row(first + 10u < total, (m10 / ohw) * p.o * ohw + q10, ohw, col0, r10);
-    store_row(first + 11u < total, (m11 / ohw) * p.o * ohw + q11, ohw, col0, r11);
-    store_row(first + 12u < total, (m12 / ohw) * p.o * ohw + q12, ohw, col0, r12);
-    store_row(first + 13u < total, (m13 / ohw) * p.o * ohw + q13, ohw, col0, r13);
-    store_row(first + 14u < total, (m14 / ohw) * p.o * ohw + q14, ohw, col0, r14);
-    store_row(first + 15u < total, (m15 / ohw) * p.o * ohw + q15, ohw, col0, r15);
-    if WIDE {
-        store_row(first + 0u < total, (m0 / ohw) * p.o * ohw + q0, ohw, col0 + 16u, s0);
-        store_row(first + 1u < total, (m1 / ohw) * p.o * ohw + q1, ohw, col0 + 16u, s1);
-        store_row(first + 2u < total, (m2 / ohw) * p.o * ohw + q2, ohw, col0 + 16u, s2);
-        store_row(first + 3u < total, (m3 / ohw) * p.o * ohw + q3, ohw, col0 + 16u, s3);
-        store_row(first + 4u < total, (m4 / ohw) * p.o * ohw + q4, ohw, col0 + 16u, s4);
-        store_row(first + 5u < total, (m5 / ohw) * p.o * ohw + q5, ohw, col0 + 16u, s5);
-        store_row(first + 6u < total, (m6 / ohw) * p.o * ohw + q6, ohw, col0 + 16u, s6);
-        store_row(first + 7u < total, (m7 / ohw) * p.o * ohw + q7, ohw, col0 + 16u, s7);
-        store_row(first + 8u < total, (m8 / ohw) * p.o * ohw + q8, ohw, col0 + 16u, s8);
-        store_row(first + 9u < total, (m9 / ohw) * p.o * ohw + q9, ohw, col0 + 16u, s9);
-        store_row(first + 10u < total, (m10 / ohw) * p.o * ohw + q10, ohw, col0 + 16u, s10);
-        store_row(first + 11u < total, (m11 / ohw) * p.o * ohw + q11, ohw, col0 + 16u, s11);
-        store_row(first + 12u < total, (m12 / ohw) * p.o * ohw + q12, ohw, col0 + 16u, s12);
-        store_row(first + 13u < total, (m13 / ohw) * p.o * ohw + q13, ohw, col0 + 16u, s13);
-        store_row(first + 14u < total, (m14 / ohw) * p.o * ohw + q14, ohw, col0 + 16u, s14);
-        store_row(first + 15u < total, (m15 / ohw) * p.o * ohw + q15, ohw, col0 + 16u, s15);
-    }
+    store_pair(first + 0u < total, (m0 / ohw) * p.o * ohw + q0, ohw, col0, r0, s0);
+    store_pair(first + 1u < total, (m1 / ohw) * p.o * ohw + q1, ohw, col0, r1, s1);
+    store_pair(first + 2u < total, (m2 / ohw) * p.o * ohw + q2, ohw, col0, r2, s2);
+    store_pair(first + 3u < total, (m3 / ohw) * p.o * ohw + q3, ohw, col0, r3, s3);
+    store_pair(first + 4u < total, (m4 / ohw) * p.o * ohw + q4, ohw, col0, r4, s4);
+    store_pair(first + 5u < total, (m5 / ohw) * p.o * ohw + q5, ohw, col0, r5, s5);
+    store_pair(first + 6u < total, (m6 / ohw) * p.o * ohw + q6, ohw, col0, r6, s6);
+    store_pair(first + 7u < total, (m7 / ohw) * p.o * ohw + q7, ohw, col0, r7, s7);
+    store_pair(first + 8u < total, (m8 / ohw) * p.o * ohw + q8, ohw, col0, r8, s8);
+    store_pair(first + 9u < total, (m9 / ohw) * p.o * ohw + q9, ohw, col0, r9, s9);
+    store_pair(first + 10u < total, (m10 / ohw) * p.o * ohw + q10, ohw, col0, r10, s10);
+    store_pair(first + 11u < total, (m11 / ohw) * p.o * ohw + q11, ohw, col0, r11, s11);
+    store_pair(first + 12u < total, (m12 / ohw) * p.o * ohw + q12, ohw, col0, r12, s12);
+    store_pair(first + 13u < total, (m13 / ohw) * p.o * ohw + q13, ohw, col0, r13, s13);
+    store_pair(first + 14u < total, (m14 / ohw) * p.o * ohw + q14, ohw, col0, r14, s14);
+    store_pair(first + 15u < total, (m15 / ohw) * p.o * ohw + q15, ohw, col0, r15, s15);
 }
 
 // `input`: one phase (fy, fx) = workgroup_id.z of the input pixels; block
@@ -495,124 +430,42 @@ fn input_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
                     qw = panel(wx + 4u, k, lane);
                 }
                 let e = d + vec2<u32>(g, 0u);
-                let a0 = textureLoad(tx, t0 + e, 0);
-                r0 = update(r0, a0, q);
-                if WIDE {
-                    s0 = update(s0, a0, qw);
-                }
-                let a1 = textureLoad(tx, t1 + e, 0);
-                r1 = update(r1, a1, q);
-                if WIDE {
-                    s1 = update(s1, a1, qw);
-                }
-                let a2 = textureLoad(tx, t2 + e, 0);
-                r2 = update(r2, a2, q);
-                if WIDE {
-                    s2 = update(s2, a2, qw);
-                }
-                let a3 = textureLoad(tx, t3 + e, 0);
-                r3 = update(r3, a3, q);
-                if WIDE {
-                    s3 = update(s3, a3, qw);
-                }
-                let a4 = textureLoad(tx, t4 + e, 0);
-                r4 = update(r4, a4, q);
-                if WIDE {
-                    s4 = update(s4, a4, qw);
-                }
-                let a5 = textureLoad(tx, t5 + e, 0);
-                r5 = update(r5, a5, q);
-                if WIDE {
-                    s5 = update(s5, a5, qw);
-                }
-                let a6 = textureLoad(tx, t6 + e, 0);
-                r6 = update(r6, a6, q);
-                if WIDE {
-                    s6 = update(s6, a6, qw);
-                }
-                let a7 = textureLoad(tx, t7 + e, 0);
-                r7 = update(r7, a7, q);
-                if WIDE {
-                    s7 = update(s7, a7, qw);
-                }
-                let a8 = textureLoad(tx, t8 + e, 0);
-                r8 = update(r8, a8, q);
-                if WIDE {
-                    s8 = update(s8, a8, qw);
-                }
-                let a9 = textureLoad(tx, t9 + e, 0);
-                r9 = update(r9, a9, q);
-                if WIDE {
-                    s9 = update(s9, a9, qw);
-                }
-                let a10 = textureLoad(tx, t10 + e, 0);
-                r10 = update(r10, a10, q);
-                if WIDE {
-                    s10 = update(s10, a10, qw);
-                }
-                let a11 = textureLoad(tx, t11 + e, 0);
-                r11 = update(r11, a11, q);
-                if WIDE {
-                    s11 = update(s11, a11, qw);
-                }
-                let a12 = textureLoad(tx, t12 + e, 0);
-                r12 = update(r12, a12, q);
-                if WIDE {
-                    s12 = update(s12, a12, qw);
-                }
-                let a13 = textureLoad(tx, t13 + e, 0);
-                r13 = update(r13, a13, q);
-                if WIDE {
-                    s13 = update(s13, a13, qw);
-                }
-                let a14 = textureLoad(tx, t14 + e, 0);
-                r14 = update(r14, a14, q);
-                if WIDE {
-                    s14 = update(s14, a14, qw);
-                }
-                let a15 = textureLoad(tx, t15 + e, 0);
-                r15 = update(r15, a15, q);
-                if WIDE {
-                    s15 = update(s15, a15, qw);
-                }
+                step(&r0, &s0, textureLoad(tx, t0 + e, 0), q, qw);
+                step(&r1, &s1, textureLoad(tx, t1 + e, 0), q, qw);
+                step(&r2, &s2, textureLoad(tx, t2 + e, 0), q, qw);
+                step(&r3, &s3, textureLoad(tx, t3 + e, 0), q, qw);
+                step(&r4, &s4, textureLoad(tx, t4 + e, 0), q, qw);
+                step(&r5, &s5, textureLoad(tx, t5 + e, 0), q, qw);
+                step(&r6, &s6, textureLoad(tx, t6 + e, 0), q, qw);
+                step(&r7, &s7, textureLoad(tx, t7 + e, 0), q, qw);
+                step(&r8, &s8, textureLoad(tx, t8 + e, 0), q, qw);
+                step(&r9, &s9, textureLoad(tx, t9 + e, 0), q, qw);
+                step(&r10, &s10, textureLoad(tx, t10 + e, 0), q, qw);
+                step(&r11, &s11, textureLoad(tx, t11 + e, 0), q, qw);
+                step(&r12, &s12, textureLoad(tx, t12 + e, 0), q, qw);
+                step(&r13, &s13, textureLoad(tx, t13 + e, 0), q, qw);
+                step(&r14, &s14, textureLoad(tx, t14 + e, 0), q, qw);
+                step(&r15, &s15, textureLoad(tx, t15 + e, 0), q, qw);
             }
         }
     }
 
-    store_row(first + 0u < total, n0 * p.o * ohw + (fy + (q0 / pw) * s) * p.ow + fx + (q0 % pw) * s, ohw, col0, r0);
-    store_row(first + 1u < total, n1 * p.o * ohw + (fy + (q1 / pw) * s) * p.ow + fx + (q1 % pw) * s, ohw, col0, r1);
-    store_row(first + 2u < total, n2 * p.o * ohw + (fy + (q2 / pw) * s) * p.ow + fx + (q2 % pw) * s, ohw, col0, r2);
-    store_row(first + 3u < total, n3 * p.o * ohw + (fy + (q3 / pw) * s) * p.ow + fx + (q3 % pw) * s, ohw, col0, r3);
-    store_row(first + 4u < total, n4 * p.o * ohw + (fy + (q4 / pw) * s) * p.ow + fx + (q4 % pw) * s, ohw, col0, r4);
-    store_row(first + 5u < total, n5 * p.o * ohw + (fy + (q5 / pw) * s) * p.ow + fx + (q5 % pw) * s, ohw, col0, r5);
-    store_row(first + 6u < total, n6 * p.o * ohw + (fy + (q6 / pw) * s) * p.ow + fx + (q6 % pw) * s, ohw, col0, r6);
-    store_row(first + 7u < total, n7 * p.o * ohw + (fy + (q7 / pw) * s) * p.ow + fx + (q7 % pw) * s, ohw, col0, r7);
-    store_row(first + 8u < total, n8 * p.o * ohw + (fy + (q8 / pw) * s) * p.ow + fx + (q8 % pw) * s, ohw, col0, r8);
-    store_row(first + 9u < total, n9 * p.o * ohw + (fy + (q9 / pw) * s) * p.ow + fx + (q9 % pw) * s, ohw, col0, r9);
-    store_row(first + 10u < total, n10 * p.o * ohw + (fy + (q10 / pw) * s) * p.ow + fx + (q10 % pw) * s, ohw, col0, r10);
-    store_row(first + 11u < total, n11 * p.o * ohw + (fy + (q11 / pw) * s) * p.ow + fx + (q11 % pw) * s, ohw, col0, r11);
-    store_row(first + 12u < total, n12 * p.o * ohw + (fy + (q12 / pw) * s) * p.ow + fx + (q12 % pw) * s, ohw, col0, r12);
-    store_row(first + 13u < total, n13 * p.o * ohw + (fy + (q13 / pw) * s) * p.ow + fx + (q13 % pw) * s, ohw, col0, r13);
-    store_row(first + 14u < total, n14 * p.o * ohw + (fy + (q14 / pw) * s) * p.ow + fx + (q14 % pw) * s, ohw, col0, r14);
-    store_row(first + 15u < total, n15 * p.o * ohw + (fy + (q15 / pw) * s) * p.ow + fx + (q15 % pw) * s, ohw, col0, r15);
-    if WIDE {
-        store_row(first + 0u < total, n0 * p.o * ohw + (fy + (q0 / pw) * s) * p.ow + fx + (q0 % pw) * s, ohw, col0 + 16u, s0);
-        store_row(first + 1u < total, n1 * p.o * ohw + (fy + (q1 / pw) * s) * p.ow + fx + (q1 % pw) * s, ohw, col0 + 16u, s1);
-        store_row(first + 2u < total, n2 * p.o * ohw + (fy + (q2 / pw) * s) * p.ow + fx + (q2 % pw) * s, ohw, col0 + 16u, s2);
-        store_row(first + 3u < total, n3 * p.o * ohw + (fy + (q3 / pw) * s) * p.ow + fx + (q3 % pw) * s, ohw, col0 + 16u, s3);
-        store_row(first + 4u < total, n4 * p.o * ohw + (fy + (q4 / pw) * s) * p.ow + fx + (q4 % pw) * s, ohw, col0 + 16u, s4);
-        store_row(first + 5u < total, n5 * p.o * ohw + (fy + (q5 / pw) * s) * p.ow + fx + (q5 % pw) * s, ohw, col0 + 16u, s5);
-        store_row(first + 6u < total, n6 * p.o * ohw + (fy + (q6 / pw) * s) * p.ow + fx + (q6 % pw) * s, ohw, col0 + 16u, s6);
-        store_row(first + 7u < total, n7 * p.o * ohw + (fy + (q7 / pw) * s) * p.ow + fx + (q7 % pw) * s, ohw, col0 + 16u, s7);
-        store_row(first + 8u < total, n8 * p.o * ohw + (fy + (q8 / pw) * s) * p.ow + fx + (q8 % pw) * s, ohw, col0 + 16u, s8);
-        store_row(first + 9u < total, n9 * p.o * ohw + (fy + (q9 / pw) * s) * p.ow + fx + (q9 % pw) * s, ohw, col0 + 16u, s9);
-        store_row(first + 10u < total, n10 * p.o * ohw + (fy + (q10 / pw) * s) * p.ow + fx + (q10 % pw) * s, ohw, col0 + 16u, s10);
-        store_row(first + 11u < total, n11 * p.o * ohw + (fy + (q11 / pw) * s) * p.ow + fx + (q11 % pw) * s, ohw, col0 + 16u, s11);
-        store_row(first + 12u < total, n12 * p.o * ohw + (fy + (q12 / pw) * s) * p.ow + fx + (q12 % pw) * s, ohw, col0 + 16u, s12);
-        store_row(first + 13u < total, n13 * p.o * ohw + (fy + (q13 / pw) * s) * p.ow + fx + (q13 % pw) * s, ohw, col0 + 16u, s13);
-        store_row(first + 14u < total, n14 * p.o * ohw + (fy + (q14 / pw) * s) * p.ow + fx + (q14 % pw) * s, ohw, col0 + 16u, s14);
-        store_row(first + 15u < total, n15 * p.o * ohw + (fy + (q15 / pw) * s) * p.ow + fx + (q15 % pw) * s, ohw, col0 + 16u, s15);
-    }
+    store_pair(first + 0u < total, n0 * p.o * ohw + (fy + (q0 / pw) * s) * p.ow + fx + (q0 % pw) * s, ohw, col0, r0, s0);
+    store_pair(first + 1u < total, n1 * p.o * ohw + (fy + (q1 / pw) * s) * p.ow + fx + (q1 % pw) * s, ohw, col0, r1, s1);
+    store_pair(first + 2u < total, n2 * p.o * ohw + (fy + (q2 / pw) * s) * p.ow + fx + (q2 % pw) * s, ohw, col0, r2, s2);
+    store_pair(first + 3u < total, n3 * p.o * ohw + (fy + (q3 / pw) * s) * p.ow + fx + (q3 % pw) * s, ohw, col0, r3, s3);
+    store_pair(first + 4u < total, n4 * p.o * ohw + (fy + (q4 / pw) * s) * p.ow + fx + (q4 % pw) * s, ohw, col0, r4, s4);
+    store_pair(first + 5u < total, n5 * p.o * ohw + (fy + (q5 / pw) * s) * p.ow + fx + (q5 % pw) * s, ohw, col0, r5, s5);
+    store_pair(first + 6u < total, n6 * p.o * ohw + (fy + (q6 / pw) * s) * p.ow + fx + (q6 % pw) * s, ohw, col0, r6, s6);
+    store_pair(first + 7u < total, n7 * p.o * ohw + (fy + (q7 / pw) * s) * p.ow + fx + (q7 % pw) * s, ohw, col0, r7, s7);
+    store_pair(first + 8u < total, n8 * p.o * ohw + (fy + (q8 / pw) * s) * p.ow + fx + (q8 % pw) * s, ohw, col0, r8, s8);
+    store_pair(first + 9u < total, n9 * p.o * ohw + (fy + (q9 / pw) * s) * p.ow + fx + (q9 % pw) * s, ohw, col0, r9, s9);
+    store_pair(first + 10u < total, n10 * p.o * ohw + (fy + (q10 / pw) * s) * p.ow + fx + (q10 % pw) * s, ohw, col0, r10, s10);
+    store_pair(first + 11u < total, n11 * p.o * ohw + (fy + (q11 / pw) * s) * p.ow + fx + (q11 % pw) * s, ohw, col0, r11, s11);
+    store_pair(first + 12u < total, n12 * p.o * ohw + (fy + (q12 / pw) * s) * p.ow + fx + (q12 % pw) * s, ohw, col0, r12, s12);
+    store_pair(first + 13u < total, n13 * p.o * ohw + (fy + (q13 / pw) * s) * p.ow + fx + (q13 % pw) * s, ohw, col0, r13, s13);
+    store_pair(first + 14u < total, n14 * p.o * ohw + (fy + (q14 / pw) * s) * p.ow + fx + (q14 % pw) * s, ohw, col0, r14, s14);
+    store_pair(first + 15u < total, n15 * p.o * ohw + (fy + (q15 / pw) * s) * p.ow + fx + (q15 % pw) * s, ohw, col0, r15, s15);
 }
 
 // ---- the weight gradient ----
