@@ -152,7 +152,9 @@ fn two_ranks_follow_one_process_to_1e_4() {
 #[test]
 fn two_ranks_stay_within_one_process_rounding_spread_with_adamw() {
     for method in ["vicreg", "simclr"] {
-        let (one, two) = one_and_two(method, &[], "adamw");
+        // The rate these tolerances were measured at (VICReg's synthetic
+        // default is higher).
+        let (one, two) = one_and_two(method, &["--lr", "0.001"], "adamw");
         let mut spread = vec![0.0f64; one.len()];
         for variant in ["implicit_gemm", "im2col"] {
             let dir = scratch(&format!("{method}-{variant}"));
