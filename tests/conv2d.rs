@@ -276,7 +276,19 @@ fn texture_subgroup_is_texture_bit_for_bit() {
             stride: 2,
             pad: 1,
         };
-        for (i, s) in SHAPES.into_iter().chain([extra]).enumerate() {
+        // texture_subgroup's 64 channels per lane in the forward and the
+        // input gradient, the last block partly past the channels.
+        let wide = Conv {
+            n: 2,
+            c: 45,
+            h: 7,
+            w: 6,
+            o: 100,
+            k: 3,
+            stride: 2,
+            pad: 1,
+        };
+        for (i, s) in SHAPES.into_iter().chain([extra, wide]).enumerate() {
             let c = case(s, 300 + i as u64);
             let (x, w, b, r) = (
                 upload(&c.x, &s.x_shape()),

@@ -30,7 +30,8 @@ fn wgsl_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// The values the host code gives each override constant (`bool`s take
 /// both): elementwise op codes, augmentation channels and workgroup sizes,
-/// batch-norm channel counts and plane sizes as layers have them.
+/// batch-norm channel counts and plane sizes as layers have them, the
+/// texture convolution's alignment and channel blocks per lane.
 fn values(name: &str, is_bool: bool) -> Vec<f64> {
     if is_bool {
         return vec![0.0, 1.0];
@@ -42,6 +43,7 @@ fn values(name: &str, is_bool: bool) -> Vec<f64> {
         "C" => vec![1.0, 32.0, 512.0],
         "L" => vec![1.0, 49.0, 784.0],
         "BLOCK_ALIGN" => vec![1.0, 8.0],
+        "BLOCKS" => vec![1.0, 2.0, 4.0],
         other => panic!("override {other}: add the values the host code gives it to this test"),
     }
 }

@@ -38,11 +38,11 @@
 // are guarded; the module runs without bounds checks.
 
 override HAS_BIAS: bool = false;
-// `forward` and `input`: each lane computes 16 pixels x 32 output channels
-// (two 16-channel blocks from the same input fetches) instead of 16 x 16.
-// Set in texture_subgroup, where the weight panels are shared and the input
-// fetches are what is left to amortise.
-override WIDE: bool = false;
+// `forward` and `input`: each lane computes 16 pixels x 16 BLOCKS output
+// channels (BLOCKS 16-channel blocks from the same input fetches): 1, 2 or
+// 4. More than one in texture_subgroup, where the weight panels are shared
+// and the input fetches are what is left to amortise.
+override BLOCKS: u32 = 1u;
 
 struct Params {
     // The input of the GEMM (x for `forward`, dy for `input`).
@@ -245,20 +245,56 @@ fn store_row(valid: bool, base: u32, plane: u32, col0: u32, r: Row) {
     }
 }
 
-// One pixel of a block: its 16 channels from panel q, and with WIDE the
-// next 16 from panel qw, both from the same input texel a.
-fn step(r: ptr<function, Row>, s: ptr<function, Row>, a: vec4<f32>, q: Panel, qw: Panel) {
-    *r = update(*r, a, q);
-    if WIDE {
-        *s = update(*s, a, qw);
+// A pixel's BLOCKS rows of 16 channels.
+struct Rows {
+    r0: Row,
+    r1: Row,
+    r2: Row,
+    r3: Row,
+}
+
+// The BLOCKS weight panels of one k step.
+struct Panels {
+    q0: Panel,
+    q1: Panel,
+    q2: Panel,
+    q3: Panel,
+}
+
+fn panels(wx: u32, k: u32, lane: u32) -> Panels {
+    var q = Panels();
+    q.q0 = panel(wx, k, lane);
+    if BLOCKS > 1u {
+        q.q1 = panel(wx + 4u, k, lane);
+    }
+    if BLOCKS > 2u {
+        q.q2 = panel(wx + 8u, k, lane);
+        q.q3 = panel(wx + 12u, k, lane);
+    }
+    return q;
+}
+
+// One pixel of a block: its BLOCKS x 16 channels, all from input texel a.
+fn step(r: ptr<function, Rows>, a: vec4<f32>, q: Panels) {
+    (*r).r0 = update((*r).r0, a, q.q0);
+    if BLOCKS > 1u {
+        (*r).r1 = update((*r).r1, a, q.q1);
+    }
+    if BLOCKS > 2u {
+        (*r).r2 = update((*r).r2, a, q.q2);
+        (*r).r3 = update((*r).r3, a, q.q3);
     }
 }
 
-// Writes one pixel's channels from col0: r, and with WIDE s after it.
-fn store_pair(valid: bool, base: u32, plane: u32, col0: u32, r: Row, s: Row) {
-    store_row(valid, base, plane, col0, r);
-    if WIDE {
-        store_row(valid, base, plane, col0 + 16u, s);
+// Writes one pixel's BLOCKS x 16 channels from col0.
+fn store_pair(valid: bool, base: u32, plane: u32, col0: u32, r: Rows) {
+    store_row(valid, base, plane, col0, r.r0);
+    if BLOCKS > 1u {
+        store_row(valid, base, plane, col0 + 16u, r.r1);
+    }
+    if BLOCKS > 2u {
+        store_row(valid, base, plane, col0 + 32u, r.r2);
+        store_row(valid, base, plane, col0 + 48u, r.r3);
     }
 }
 
@@ -282,8 +318,8 @@ fn forward_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
     let ohw = p.oh * p.ow;
     let total = p.n * ohw;
     let first = gid.x * 16u;
-    let col0 = wid.y * select(16u, 32u, WIDE);
-    let wx = wid.y * select(4u, 8u, WIDE);
+    let col0 = wid.y * 16u * BLOCKS;
+    let wx = wid.y * 4u * BLOCKS;
     // Each pixel's receptive field corner in the texture (pixels past the
     // end repeat the last one; their stores are skipped).
     let m0 = min(first + 0u, total - 1u); let q0 = m0 % ohw; let t0 = texel(m0 / ohw, (q0 / p.ow) * p.stride, (q0 % p.ow) * p.stride);
@@ -303,59 +339,52 @@ fn forward_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
     let m14 = min(first + 14u, total - 1u); let q14 = m14 % ohw; let t14 = texel(m14 / ohw, (q14 / p.ow) * p.stride, (q14 % p.ow) * p.stride);
     let m15 = min(first + 15u, total - 1u); let q15 = m15 % ohw; let t15 = texel(m15 / ohw, (q15 / p.ow) * p.stride, (q15 % p.ow) * p.stride);
 
-    var r0 = Row(); var r1 = Row(); var r2 = Row(); var r3 = Row(); var r4 = Row(); var r5 = Row(); var r6 = Row(); var r7 = Row();
-    var r8 = Row(); var r9 = Row(); var r10 = Row(); var r11 = Row(); var r12 = Row(); var r13 = Row(); var r14 = Row(); var r15 = Row();
-    // WIDE: the next 16 channels, from the same input fetches.
-    var s0 = Row(); var s1 = Row(); var s2 = Row(); var s3 = Row(); var s4 = Row(); var s5 = Row(); var s6 = Row(); var s7 = Row();
-    var s8 = Row(); var s9 = Row(); var s10 = Row(); var s11 = Row(); var s12 = Row(); var s13 = Row(); var s14 = Row(); var s15 = Row();
+    var r0 = Rows(); var r1 = Rows(); var r2 = Rows(); var r3 = Rows(); var r4 = Rows(); var r5 = Rows(); var r6 = Rows(); var r7 = Rows();
+    var r8 = Rows(); var r9 = Rows(); var r10 = Rows(); var r11 = Rows(); var r12 = Rows(); var r13 = Rows(); var r14 = Rows(); var r15 = Rows();
     for (var ky = 0u; ky < p.kh; ky++) {
         for (var kx = 0u; kx < p.kw; kx++) {
             let d = vec2<u32>(kx * p.c4, ky);
             let krow = (ky * p.kw + kx) * p.c4 * 4u;
             for (var g = 0u; g < p.c4; g++) {
                 let k = krow + g * 4u;
-                let q = panel(wx, k, lane);
-                var qw = Panel();
-                if WIDE {
-                    qw = panel(wx + 4u, k, lane);
-                }
+                let q = panels(wx, k, lane);
                 let e = d + vec2<u32>(g, 0u);
-                step(&r0, &s0, textureLoad(tx, t0 + e, 0), q, qw);
-                step(&r1, &s1, textureLoad(tx, t1 + e, 0), q, qw);
-                step(&r2, &s2, textureLoad(tx, t2 + e, 0), q, qw);
-                step(&r3, &s3, textureLoad(tx, t3 + e, 0), q, qw);
-                step(&r4, &s4, textureLoad(tx, t4 + e, 0), q, qw);
-                step(&r5, &s5, textureLoad(tx, t5 + e, 0), q, qw);
-                step(&r6, &s6, textureLoad(tx, t6 + e, 0), q, qw);
-                step(&r7, &s7, textureLoad(tx, t7 + e, 0), q, qw);
-                step(&r8, &s8, textureLoad(tx, t8 + e, 0), q, qw);
-                step(&r9, &s9, textureLoad(tx, t9 + e, 0), q, qw);
-                step(&r10, &s10, textureLoad(tx, t10 + e, 0), q, qw);
-                step(&r11, &s11, textureLoad(tx, t11 + e, 0), q, qw);
-                step(&r12, &s12, textureLoad(tx, t12 + e, 0), q, qw);
-                step(&r13, &s13, textureLoad(tx, t13 + e, 0), q, qw);
-                step(&r14, &s14, textureLoad(tx, t14 + e, 0), q, qw);
-                step(&r15, &s15, textureLoad(tx, t15 + e, 0), q, qw);
+                step(&r0, textureLoad(tx, t0 + e, 0), q);
+                step(&r1, textureLoad(tx, t1 + e, 0), q);
+                step(&r2, textureLoad(tx, t2 + e, 0), q);
+                step(&r3, textureLoad(tx, t3 + e, 0), q);
+                step(&r4, textureLoad(tx, t4 + e, 0), q);
+                step(&r5, textureLoad(tx, t5 + e, 0), q);
+                step(&r6, textureLoad(tx, t6 + e, 0), q);
+                step(&r7, textureLoad(tx, t7 + e, 0), q);
+                step(&r8, textureLoad(tx, t8 + e, 0), q);
+                step(&r9, textureLoad(tx, t9 + e, 0), q);
+                step(&r10, textureLoad(tx, t10 + e, 0), q);
+                step(&r11, textureLoad(tx, t11 + e, 0), q);
+                step(&r12, textureLoad(tx, t12 + e, 0), q);
+                step(&r13, textureLoad(tx, t13 + e, 0), q);
+                step(&r14, textureLoad(tx, t14 + e, 0), q);
+                step(&r15, textureLoad(tx, t15 + e, 0), q);
             }
         }
     }
 
-    store_pair(first + 0u < total, (m0 / ohw) * p.o * ohw + q0, ohw, col0, r0, s0);
-    store_pair(first + 1u < total, (m1 / ohw) * p.o * ohw + q1, ohw, col0, r1, s1);
-    store_pair(first + 2u < total, (m2 / ohw) * p.o * ohw + q2, ohw, col0, r2, s2);
-    store_pair(first + 3u < total, (m3 / ohw) * p.o * ohw + q3, ohw, col0, r3, s3);
-    store_pair(first + 4u < total, (m4 / ohw) * p.o * ohw + q4, ohw, col0, r4, s4);
-    store_pair(first + 5u < total, (m5 / ohw) * p.o * ohw + q5, ohw, col0, r5, s5);
-    store_pair(first + 6u < total, (m6 / ohw) * p.o * ohw + q6, ohw, col0, r6, s6);
-    store_pair(first + 7u < total, (m7 / ohw) * p.o * ohw + q7, ohw, col0, r7, s7);
-    store_pair(first + 8u < total, (m8 / ohw) * p.o * ohw + q8, ohw, col0, r8, s8);
-    store_pair(first + 9u < total, (m9 / ohw) * p.o * ohw + q9, ohw, col0, r9, s9);
-    store_pair(first + 10u < total, (m10 / ohw) * p.o * ohw + q10, ohw, col0, r10, s10);
-    store_pair(first + 11u < total, (m11 / ohw) * p.o * ohw + q11, ohw, col0, r11, s11);
-    store_pair(first + 12u < total, (m12 / ohw) * p.o * ohw + q12, ohw, col0, r12, s12);
-    store_pair(first + 13u < total, (m13 / ohw) * p.o * ohw + q13, ohw, col0, r13, s13);
-    store_pair(first + 14u < total, (m14 / ohw) * p.o * ohw + q14, ohw, col0, r14, s14);
-    store_pair(first + 15u < total, (m15 / ohw) * p.o * ohw + q15, ohw, col0, r15, s15);
+    store_pair(first + 0u < total, (m0 / ohw) * p.o * ohw + q0, ohw, col0, r0);
+    store_pair(first + 1u < total, (m1 / ohw) * p.o * ohw + q1, ohw, col0, r1);
+    store_pair(first + 2u < total, (m2 / ohw) * p.o * ohw + q2, ohw, col0, r2);
+    store_pair(first + 3u < total, (m3 / ohw) * p.o * ohw + q3, ohw, col0, r3);
+    store_pair(first + 4u < total, (m4 / ohw) * p.o * ohw + q4, ohw, col0, r4);
+    store_pair(first + 5u < total, (m5 / ohw) * p.o * ohw + q5, ohw, col0, r5);
+    store_pair(first + 6u < total, (m6 / ohw) * p.o * ohw + q6, ohw, col0, r6);
+    store_pair(first + 7u < total, (m7 / ohw) * p.o * ohw + q7, ohw, col0, r7);
+    store_pair(first + 8u < total, (m8 / ohw) * p.o * ohw + q8, ohw, col0, r8);
+    store_pair(first + 9u < total, (m9 / ohw) * p.o * ohw + q9, ohw, col0, r9);
+    store_pair(first + 10u < total, (m10 / ohw) * p.o * ohw + q10, ohw, col0, r10);
+    store_pair(first + 11u < total, (m11 / ohw) * p.o * ohw + q11, ohw, col0, r11);
+    store_pair(first + 12u < total, (m12 / ohw) * p.o * ohw + q12, ohw, col0, r12);
+    store_pair(first + 13u < total, (m13 / ohw) * p.o * ohw + q13, ohw, col0, r13);
+    store_pair(first + 14u < total, (m14 / ohw) * p.o * ohw + q14, ohw, col0, r14);
+    store_pair(first + 15u < total, (m15 / ohw) * p.o * ohw + q15, ohw, col0, r15);
 }
 
 // `input`: one phase (fy, fx) = workgroup_id.z of the input pixels; block
@@ -388,8 +417,8 @@ fn input_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
     if ph == 0u || pw == 0u {
         return;
     }
-    let col0 = wid.y * select(16u, 32u, WIDE);
-    let wx = wid.y * select(4u, 8u, WIDE);
+    let col0 = wid.y * 16u * BLOCKS;
+    let wx = wid.y * 4u * BLOCKS;
     let ohw = p.oh * p.ow;
     let m0 = min(first + 0u, total - 1u); let q0 = m0 % per_image; let n0 = m0 / per_image; let t0 = texel(n0, q0 / pw + p.margin, q0 % pw + p.margin);
     let m1 = min(first + 1u, total - 1u); let q1 = m1 % per_image; let n1 = m1 / per_image; let t1 = texel(n1, q1 / pw + p.margin, q1 % pw + p.margin);
@@ -408,11 +437,8 @@ fn input_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
     let m14 = min(first + 14u, total - 1u); let q14 = m14 % per_image; let n14 = m14 / per_image; let t14 = texel(n14, q14 / pw + p.margin, q14 % pw + p.margin);
     let m15 = min(first + 15u, total - 1u); let q15 = m15 % per_image; let n15 = m15 / per_image; let t15 = texel(n15, q15 / pw + p.margin, q15 % pw + p.margin);
 
-    var r0 = Row(); var r1 = Row(); var r2 = Row(); var r3 = Row(); var r4 = Row(); var r5 = Row(); var r6 = Row(); var r7 = Row();
-    var r8 = Row(); var r9 = Row(); var r10 = Row(); var r11 = Row(); var r12 = Row(); var r13 = Row(); var r14 = Row(); var r15 = Row();
-    // WIDE: the next 16 channels, from the same input fetches.
-    var s0 = Row(); var s1 = Row(); var s2 = Row(); var s3 = Row(); var s4 = Row(); var s5 = Row(); var s6 = Row(); var s7 = Row();
-    var s8 = Row(); var s9 = Row(); var s10 = Row(); var s11 = Row(); var s12 = Row(); var s13 = Row(); var s14 = Row(); var s15 = Row();
+    var r0 = Rows(); var r1 = Rows(); var r2 = Rows(); var r3 = Rows(); var r4 = Rows(); var r5 = Rows(); var r6 = Rows(); var r7 = Rows();
+    var r8 = Rows(); var r9 = Rows(); var r10 = Rows(); var r11 = Rows(); var r12 = Rows(); var r13 = Rows(); var r14 = Rows(); var r15 = Rows();
     // The first tap of the phase: ky = (fy + pad) mod s.
     for (var ky = (fy + p.pad) % s; ky < p.kh; ky += s) {
         // The dy row offset (fy + pad - ky) / s, exact, possibly negative
@@ -424,48 +450,44 @@ fn input_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
             let krow = (ky * p.kw + kx) * p.c4 * 4u;
             for (var g = 0u; g < p.c4; g++) {
                 let k = krow + g * 4u;
-                let q = panel(wx, k, lane);
-                var qw = Panel();
-                if WIDE {
-                    qw = panel(wx + 4u, k, lane);
-                }
+                let q = panels(wx, k, lane);
                 let e = d + vec2<u32>(g, 0u);
-                step(&r0, &s0, textureLoad(tx, t0 + e, 0), q, qw);
-                step(&r1, &s1, textureLoad(tx, t1 + e, 0), q, qw);
-                step(&r2, &s2, textureLoad(tx, t2 + e, 0), q, qw);
-                step(&r3, &s3, textureLoad(tx, t3 + e, 0), q, qw);
-                step(&r4, &s4, textureLoad(tx, t4 + e, 0), q, qw);
-                step(&r5, &s5, textureLoad(tx, t5 + e, 0), q, qw);
-                step(&r6, &s6, textureLoad(tx, t6 + e, 0), q, qw);
-                step(&r7, &s7, textureLoad(tx, t7 + e, 0), q, qw);
-                step(&r8, &s8, textureLoad(tx, t8 + e, 0), q, qw);
-                step(&r9, &s9, textureLoad(tx, t9 + e, 0), q, qw);
-                step(&r10, &s10, textureLoad(tx, t10 + e, 0), q, qw);
-                step(&r11, &s11, textureLoad(tx, t11 + e, 0), q, qw);
-                step(&r12, &s12, textureLoad(tx, t12 + e, 0), q, qw);
-                step(&r13, &s13, textureLoad(tx, t13 + e, 0), q, qw);
-                step(&r14, &s14, textureLoad(tx, t14 + e, 0), q, qw);
-                step(&r15, &s15, textureLoad(tx, t15 + e, 0), q, qw);
+                step(&r0, textureLoad(tx, t0 + e, 0), q);
+                step(&r1, textureLoad(tx, t1 + e, 0), q);
+                step(&r2, textureLoad(tx, t2 + e, 0), q);
+                step(&r3, textureLoad(tx, t3 + e, 0), q);
+                step(&r4, textureLoad(tx, t4 + e, 0), q);
+                step(&r5, textureLoad(tx, t5 + e, 0), q);
+                step(&r6, textureLoad(tx, t6 + e, 0), q);
+                step(&r7, textureLoad(tx, t7 + e, 0), q);
+                step(&r8, textureLoad(tx, t8 + e, 0), q);
+                step(&r9, textureLoad(tx, t9 + e, 0), q);
+                step(&r10, textureLoad(tx, t10 + e, 0), q);
+                step(&r11, textureLoad(tx, t11 + e, 0), q);
+                step(&r12, textureLoad(tx, t12 + e, 0), q);
+                step(&r13, textureLoad(tx, t13 + e, 0), q);
+                step(&r14, textureLoad(tx, t14 + e, 0), q);
+                step(&r15, textureLoad(tx, t15 + e, 0), q);
             }
         }
     }
 
-    store_pair(first + 0u < total, n0 * p.o * ohw + (fy + (q0 / pw) * s) * p.ow + fx + (q0 % pw) * s, ohw, col0, r0, s0);
-    store_pair(first + 1u < total, n1 * p.o * ohw + (fy + (q1 / pw) * s) * p.ow + fx + (q1 % pw) * s, ohw, col0, r1, s1);
-    store_pair(first + 2u < total, n2 * p.o * ohw + (fy + (q2 / pw) * s) * p.ow + fx + (q2 % pw) * s, ohw, col0, r2, s2);
-    store_pair(first + 3u < total, n3 * p.o * ohw + (fy + (q3 / pw) * s) * p.ow + fx + (q3 % pw) * s, ohw, col0, r3, s3);
-    store_pair(first + 4u < total, n4 * p.o * ohw + (fy + (q4 / pw) * s) * p.ow + fx + (q4 % pw) * s, ohw, col0, r4, s4);
-    store_pair(first + 5u < total, n5 * p.o * ohw + (fy + (q5 / pw) * s) * p.ow + fx + (q5 % pw) * s, ohw, col0, r5, s5);
-    store_pair(first + 6u < total, n6 * p.o * ohw + (fy + (q6 / pw) * s) * p.ow + fx + (q6 % pw) * s, ohw, col0, r6, s6);
-    store_pair(first + 7u < total, n7 * p.o * ohw + (fy + (q7 / pw) * s) * p.ow + fx + (q7 % pw) * s, ohw, col0, r7, s7);
-    store_pair(first + 8u < total, n8 * p.o * ohw + (fy + (q8 / pw) * s) * p.ow + fx + (q8 % pw) * s, ohw, col0, r8, s8);
-    store_pair(first + 9u < total, n9 * p.o * ohw + (fy + (q9 / pw) * s) * p.ow + fx + (q9 % pw) * s, ohw, col0, r9, s9);
-    store_pair(first + 10u < total, n10 * p.o * ohw + (fy + (q10 / pw) * s) * p.ow + fx + (q10 % pw) * s, ohw, col0, r10, s10);
-    store_pair(first + 11u < total, n11 * p.o * ohw + (fy + (q11 / pw) * s) * p.ow + fx + (q11 % pw) * s, ohw, col0, r11, s11);
-    store_pair(first + 12u < total, n12 * p.o * ohw + (fy + (q12 / pw) * s) * p.ow + fx + (q12 % pw) * s, ohw, col0, r12, s12);
-    store_pair(first + 13u < total, n13 * p.o * ohw + (fy + (q13 / pw) * s) * p.ow + fx + (q13 % pw) * s, ohw, col0, r13, s13);
-    store_pair(first + 14u < total, n14 * p.o * ohw + (fy + (q14 / pw) * s) * p.ow + fx + (q14 % pw) * s, ohw, col0, r14, s14);
-    store_pair(first + 15u < total, n15 * p.o * ohw + (fy + (q15 / pw) * s) * p.ow + fx + (q15 % pw) * s, ohw, col0, r15, s15);
+    store_pair(first + 0u < total, n0 * p.o * ohw + (fy + (q0 / pw) * s) * p.ow + fx + (q0 % pw) * s, ohw, col0, r0);
+    store_pair(first + 1u < total, n1 * p.o * ohw + (fy + (q1 / pw) * s) * p.ow + fx + (q1 % pw) * s, ohw, col0, r1);
+    store_pair(first + 2u < total, n2 * p.o * ohw + (fy + (q2 / pw) * s) * p.ow + fx + (q2 % pw) * s, ohw, col0, r2);
+    store_pair(first + 3u < total, n3 * p.o * ohw + (fy + (q3 / pw) * s) * p.ow + fx + (q3 % pw) * s, ohw, col0, r3);
+    store_pair(first + 4u < total, n4 * p.o * ohw + (fy + (q4 / pw) * s) * p.ow + fx + (q4 % pw) * s, ohw, col0, r4);
+    store_pair(first + 5u < total, n5 * p.o * ohw + (fy + (q5 / pw) * s) * p.ow + fx + (q5 % pw) * s, ohw, col0, r5);
+    store_pair(first + 6u < total, n6 * p.o * ohw + (fy + (q6 / pw) * s) * p.ow + fx + (q6 % pw) * s, ohw, col0, r6);
+    store_pair(first + 7u < total, n7 * p.o * ohw + (fy + (q7 / pw) * s) * p.ow + fx + (q7 % pw) * s, ohw, col0, r7);
+    store_pair(first + 8u < total, n8 * p.o * ohw + (fy + (q8 / pw) * s) * p.ow + fx + (q8 % pw) * s, ohw, col0, r8);
+    store_pair(first + 9u < total, n9 * p.o * ohw + (fy + (q9 / pw) * s) * p.ow + fx + (q9 % pw) * s, ohw, col0, r9);
+    store_pair(first + 10u < total, n10 * p.o * ohw + (fy + (q10 / pw) * s) * p.ow + fx + (q10 % pw) * s, ohw, col0, r10);
+    store_pair(first + 11u < total, n11 * p.o * ohw + (fy + (q11 / pw) * s) * p.ow + fx + (q11 % pw) * s, ohw, col0, r11);
+    store_pair(first + 12u < total, n12 * p.o * ohw + (fy + (q12 / pw) * s) * p.ow + fx + (q12 % pw) * s, ohw, col0, r12);
+    store_pair(first + 13u < total, n13 * p.o * ohw + (fy + (q13 / pw) * s) * p.ow + fx + (q13 % pw) * s, ohw, col0, r13);
+    store_pair(first + 14u < total, n14 * p.o * ohw + (fy + (q14 / pw) * s) * p.ow + fx + (q14 % pw) * s, ohw, col0, r14);
+    store_pair(first + 15u < total, n15 * p.o * ohw + (fy + (q15 / pw) * s) * p.ow + fx + (q15 % pw) * s, ohw, col0, r15);
 }
 
 // ---- the weight gradient ----
@@ -548,6 +570,11 @@ fn store_quad(range: u32, o0: u32, t: u32, q: Quad) {
 // dy's texels) and any early return is the whole subgroup's.
 override BLOCK_ALIGN: u32 = 1u;
 
+// 32 output channels per lane instead of 16 (two groups of 4 dy texels),
+// from the same x fetches. Set in texture_subgroup, where dy's texels are
+// shared by the subgroup.
+override DW_WIDE: bool = false;
+
 @compute @workgroup_size(8)
 fn weight(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -567,7 +594,7 @@ fn weight_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
     let r1 = min(p.n * p.oh, r0 + p.rows);
     // The block's dy texel groups and x columns, clamped so that every
     // fetch stays inside the textures (the clamped ones are not stored).
-    let og = wid.y * 4u;
+    let og = wid.y * select(4u, 8u, DW_WIDE);
     let tb = (gid.x % tblocks) * 4u;
     let last = p.kh * p.kw * p.c4 - 1u;
     let e0 = column(min(tb + 0u, last));
@@ -580,6 +607,11 @@ fn weight_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
     var a10 = Quad(); var a11 = Quad(); var a12 = Quad(); var a13 = Quad();
     var a20 = Quad(); var a21 = Quad(); var a22 = Quad(); var a23 = Quad();
     var a30 = Quad(); var a31 = Quad(); var a32 = Quad(); var a33 = Quad();
+    // DW_WIDE: the next 16 output channels.
+    var a40 = Quad(); var a41 = Quad(); var a42 = Quad(); var a43 = Quad();
+    var a50 = Quad(); var a51 = Quad(); var a52 = Quad(); var a53 = Quad();
+    var a60 = Quad(); var a61 = Quad(); var a62 = Quad(); var a63 = Quad();
+    var a70 = Quad(); var a71 = Quad(); var a72 = Quad(); var a73 = Quad();
     for (var row = r0; row < r1; row++) {
         let n = row / p.oh;
         let oy = row % p.oh;
@@ -606,6 +638,13 @@ fn weight_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
             a10 = outer(a10, d1, x0); a11 = outer(a11, d1, x1); a12 = outer(a12, d1, x2); a13 = outer(a13, d1, x3);
             a20 = outer(a20, d2, x0); a21 = outer(a21, d2, x1); a22 = outer(a22, d2, x2); a23 = outer(a23, d2, x3);
             a30 = outer(a30, d3, x0); a31 = outer(a31, d3, x1); a32 = outer(a32, d3, x2); a33 = outer(a33, d3, x3);
+            if DW_WIDE {
+                let f = dy_texels(dd, og + 4u, lane);
+                a40 = outer(a40, f.x, x0); a41 = outer(a41, f.x, x1); a42 = outer(a42, f.x, x2); a43 = outer(a43, f.x, x3);
+                a50 = outer(a50, f.y, x0); a51 = outer(a51, f.y, x1); a52 = outer(a52, f.y, x2); a53 = outer(a53, f.y, x3);
+                a60 = outer(a60, f.z, x0); a61 = outer(a61, f.z, x1); a62 = outer(a62, f.z, x2); a63 = outer(a63, f.z, x3);
+                a70 = outer(a70, f.w, x0); a71 = outer(a71, f.w, x1); a72 = outer(a72, f.w, x2); a73 = outer(a73, f.w, x3);
+            }
         }
     }
 
@@ -618,4 +657,14 @@ fn weight_block(gid: vec3<u32>, wid: vec3<u32>, lane: u32) {
     store_quad(range, o0 + 8u, tb + 2u, a22); store_quad(range, o0 + 8u, tb + 3u, a23);
     store_quad(range, o0 + 12u, tb + 0u, a30); store_quad(range, o0 + 12u, tb + 1u, a31);
     store_quad(range, o0 + 12u, tb + 2u, a32); store_quad(range, o0 + 12u, tb + 3u, a33);
+    if DW_WIDE {
+        store_quad(range, o0 + 16u, tb + 0u, a40); store_quad(range, o0 + 16u, tb + 1u, a41);
+        store_quad(range, o0 + 16u, tb + 2u, a42); store_quad(range, o0 + 16u, tb + 3u, a43);
+        store_quad(range, o0 + 20u, tb + 0u, a50); store_quad(range, o0 + 20u, tb + 1u, a51);
+        store_quad(range, o0 + 20u, tb + 2u, a52); store_quad(range, o0 + 20u, tb + 3u, a53);
+        store_quad(range, o0 + 24u, tb + 0u, a60); store_quad(range, o0 + 24u, tb + 1u, a61);
+        store_quad(range, o0 + 24u, tb + 2u, a62); store_quad(range, o0 + 24u, tb + 3u, a63);
+        store_quad(range, o0 + 28u, tb + 0u, a70); store_quad(range, o0 + 28u, tb + 1u, a71);
+        store_quad(range, o0 + 28u, tb + 2u, a72); store_quad(range, o0 + 28u, tb + 3u, a73);
+    }
 }

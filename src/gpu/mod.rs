@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 pub use pool::PoolStats;
 pub use readback::Readback;
 pub use tune::cache_dir;
-pub(crate) use tune::time_run;
+pub(crate) use tune::{SMALL, time_run};
 pub(crate) use uniform::uniform;
 pub use uniform::{Field, Uniform};
 

@@ -57,8 +57,9 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// at least 8 ranges; 4: its lanes take the column blocks of a range; 5:
 /// packed dy keeps only the margin the input gradient reads; 6: the
 /// `texture_subgroup` convolution; 7: its forward and input gradient
-/// compute 32 channels per lane.
-pub(crate) const KERNELS_REVISION: u32 = 7;
+/// compute 32 channels per lane; 8: 64 where that pads no further, and
+/// its weight gradient 32 output channels.
+pub(crate) const KERNELS_REVISION: u32 = 8;
 
 /// FNV-1a, so the file name does not depend on the standard library's
 /// hasher (which may change between releases).
@@ -269,7 +270,7 @@ fn measure(
 /// Shapes of fewer multiply-adds than this take the heuristic's variant:
 /// they run in microseconds whatever the variant, and measuring each would
 /// cost more than it could save.
-const SMALL: u64 = 1 << 22;
+pub(crate) const SMALL: u64 = 1 << 22;
 
 /// Seconds of the faster of two calls of `f`, each submitted and waited
 /// for, after a first call that compiles the pipelines (two, because one

@@ -4,7 +4,7 @@
 //! weight fetches shared across a subgroup).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, dispatch, time_run, uniform};
+use crate::gpu::{Binding, DeviceClass, Gpu, Kernel, SMALL, dispatch, time_run, uniform};
 use crate::kernels::elementwise::{BinaryOp, binary};
 use crate::kernels::{matmul, reduce, transpose};
 use crate::tensor::Tensor;
@@ -74,49 +74,55 @@ impl ConvVariant {
         self != ConvVariant::TextureSubgroup || texture::subgroup_fits(gpu)
     }
 
-    /// The faster variant for one pass of a convolution of this geometry.
+    /// The faster variant for one pass of a convolution of this geometry:
+    /// the fallback when tuning is off, and the first candidate the tuner
+    /// times (so that slower ones stop after one call).
     ///
-    /// On CPU adapters the choice follows `cargo run --release --example
-    /// conv` on lavapipe (llvmpipe, Mesa 22.3, 2 cores, batch 256; GFLOP/s,
-    /// all variants in one run):
+    /// On CPU adapters (llvmpipe, 2 cores, batch 256) the texture variants
+    /// win every ConvNet and ResNet layer of more than a few input
+    /// channels once measured: `texture_subgroup` (where subgroups have 8
+    /// invocations) ran 30-70 GFLOP/s forward, 30-72 for the input gradient
+    /// and 21-52 for the weight gradient on the ConvNet's layers 2-4 (AMD
+    /// EPYC Zen 5, `cargo run --release --example conv`), where the
+    /// implicit GEMM runs 1.5-15 and `im2col` 2-17 depending on the CPU. So
+    /// shapes large enough to be measured (see `gpu::tune`) take them; the
+    /// others keep the earlier measured rules:
     ///
-    /// | layer | fwd gemm / im2col | dx direct / gemm / im2col | dw direct / gemm / im2col |
-    /// | --- | --- | --- | --- |
-    /// | 1 -> 32, 28x28 | 5.27 / 0.26 | 0.70 / 0.69 / 0.28 | 1.61 / 0.17 / 0.18 |
-    /// | 32 -> 64, 28x28, s2 | 12.12 / 4.41 | 0.51 / 8.16 / 3.53 | 0.65 / 4.35 / 5.84 |
-    /// | 64 -> 128, 14x14, s2 | 11.15 / 15.52 | 0.38 / 8.05 / 8.41 | 0.74 / 3.42 / 15.46 |
-    /// | 128 -> 128, 7x7 | 15.30 / 17.52 | 0.93 / 12.00 / 15.58 | 0.70 / 4.92 / 15.90 |
-    ///
-    /// - The weight gradient is a long reduction over the batch and the
-    ///   pixels, which `im2col` hands to the `texture` matmul (3-4.5x the
-    ///   implicit GEMM from 576 taps up). With a single input channel most
-    ///   of a GEMM block is padding, so below 64 taps c * kh * kw the
-    ///   `texture` variant's own weight gradient wins (split over ranges of
-    ///   output rows, all 9 taps of a 1-channel layer in 3 column blocks:
-    ///   3.05 GFLOP/s against 1.02 for `im2col` and 0.63 for `direct`, AMD
-    ///   EPYC Zen 5, 256 x 1 x 28 x 28, one run), else `direct`; and where
-    ///   the patch matrix does not fit one storage binding, the implicit
-    ///   GEMM takes over.
-    /// - The forward and dx stay with the implicit GEMM: `im2col` wins them
-    ///   only from 128 output channels, by less than col2im's and the
-    ///   transposes' memory traffic costs at 64 (the `texture` matmul gives
-    ///   its SIMD lanes 16 columns each, so 64 columns fill half of them).
-    ///   With one input channel direct wins dx.
+    /// - The forward of a layer with fewer than 4 input channels (a texel
+    ///   holds 4) and the input gradient of one with fewer than 8 stay on
+    ///   the implicit GEMM; with one input channel `direct` wins dx.
+    /// - Below 64 taps c * kh * kw the `texture` variant's own weight
+    ///   gradient wins (split over ranges of output rows, all 9 taps of a
+    ///   1-channel layer in 3 column blocks: 3.05 GFLOP/s against 1.02 for
+    ///   `im2col` and 0.63 for `direct`, 256 x 1 x 28 x 28), else `direct`;
+    ///   small shapes' weight gradients go to `im2col` (the `texture`
+    ///   matmul) while the patch matrix fits one storage binding, else to
+    ///   the implicit GEMM.
     /// - On GPUs the GEMM kernels' data reuse beats direct's one load pair
-    ///   per multiply-add. `im2col` has not been measured on a GPU, so the
-    ///   implicit GEMM stays the default there.
+    ///   per multiply-add. The texture variants and `im2col` have not been
+    ///   measured on a GPU, so the implicit GEMM stays the default there.
     pub fn default_for(gpu: &Gpu, g: &ConvGeometry, pass: ConvPass) -> ConvVariant {
         if gpu.class() == DeviceClass::Gpu {
             return ConvVariant::ImplicitGemm;
         }
+        let textured = if texture::subgroup_fits(gpu) {
+            ConvVariant::TextureSubgroup
+        } else {
+            ConvVariant::Texture
+        };
+        // Shapes the tuner would measure, whose textures fit.
+        let big = g.macs() >= SMALL && texture::fits(gpu, g);
         match pass {
+            ConvPass::Forward if big && g.c >= 4 => textured,
             ConvPass::Forward => ConvVariant::ImplicitGemm,
             ConvPass::InputGrad if g.c < 2 => ConvVariant::Direct,
+            ConvPass::InputGrad if big && g.c >= 8 => textured,
             ConvPass::InputGrad => ConvVariant::ImplicitGemm,
             ConvPass::WeightGrad if g.c * g.kh * g.kw < 64 && texture::fits(gpu, g) => {
                 ConvVariant::Texture
             }
             ConvPass::WeightGrad if g.c * g.kh * g.kw < 64 => ConvVariant::Direct,
+            ConvPass::WeightGrad if big && texture::weight_fits(g) => textured,
             ConvPass::WeightGrad if cols_fit(gpu, g) => ConvVariant::Im2col,
             ConvPass::WeightGrad => ConvVariant::ImplicitGemm,
         }
